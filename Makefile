@@ -27,9 +27,14 @@ $(VENV)/.installed: requirements.txt
 	$(PY) -m pip install -q -r requirements.txt
 	touch $@
 
-build: venv
+# The extension builds in place (ninja: incremental); the editable install only
+# registers the package and the `pyface3d` command.
+build: venv $(VENV)/.editable
 	$(PY) setup.py build_ext --inplace
-	$(PY) -m pip install -q --no-build-isolation --no-deps -e . --config-settings editable_mode=compat
+
+$(VENV)/.editable: setup.py $(VENV)/.installed
+	PYFACE3D_NO_EXTENSION=1 $(PY) -m pip install -q --no-build-isolation --no-deps -e . --config-settings editable_mode=compat
+	touch $@
 
 cpp-test:
 	cmake -S . -B build-cmake -DCMAKE_BUILD_TYPE=Release

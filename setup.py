@@ -7,6 +7,9 @@ Configuration (environment variables):
                          8.7 is Jetson Orin).
   PYFACE3D_DEBUG         1: -O0 -g builds.
   MAX_JOBS               parallel compile jobs (ninja).
+  PYFACE3D_NO_EXTENSION  1: install the Python package only (the Makefile uses this for the
+                         editable install and builds the extension with
+                         `setup.py build_ext --inplace`, which ninja keeps incremental).
 """
 import glob
 import json
@@ -147,7 +150,7 @@ def main():
         packages=find_packages(include=["pyface3d", "pyface3d.*"]),
         package_data={"pyface3d": ["assets/*", "assets/**/*"]},
         python_requires=">=3.9",
-        ext_modules=extensions(),
+        ext_modules=[] if os.environ.get("PYFACE3D_NO_EXTENSION") == "1" else extensions(),
         cmdclass={"build_ext": BuildExtension.with_options(use_ninja=True)},
         entry_points={"console_scripts": ["pyface3d=pyface3d.cli:main"]},
         zip_safe=False,
