@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <limits>
+#include <type_traits>
 #include <vector>
 
 namespace pf3d {
@@ -86,28 +87,67 @@ void encode_out(const EncodeParams& p, const P* pts, const uint8_t* vis, DType o
 
 // ---------------------------------------------------------------- argmax --
 // First maximum in row-major order, NaN smaller than any number; all-NaN -> 0.
-// Pass 1 (vectorisable: `v > a ? v : a` is MAXPS and never picks a NaN) finds
-// the largest non-NaN value; pass 2 finds its first occurrence.
+// Pass 1 finds the largest non-NaN value (`v > a ? v : a` never picks a NaN),
+// pass 2 its first occurrence. Pass 1 uses GCC/Clang vector extensions when
+// available (plain SSE2 / NEON code, no -march needed); scalar otherwise.
+#if defined(__GNUC__) || defined(__clang__)
+#define PF3D_HM_VEC 1
+// 16-byte vectors: native SSE2 / NEON width (wider ones are lowered badly without -mavx).
+typedef float v4f __attribute__((vector_size(16)));
+typedef int32_t v4i __attribute__((vector_size(16)));
+typedef double v2d __attribute__((vector_size(16)));
+template <typename T> struct Vec;
+template <> struct Vec<float> { using type = v4f; static constexpr int n = 4; };
+template <> struct Vec<double> { using type = v2d; static constexpr int n = 2; };
+#else
+#define PF3D_HM_VEC 0
+#endif
+
+template <typename A, typename T>
+A max_scalar(const T* map, int64_t b, int64_t e, A scale, A acc) {
+  for (int64_t i = b; i < e; ++i) {
+    const A v = scale * A(load_f(map[i]));
+    acc = v > acc ? v : acc;
+  }
+  return acc;
+}
+
+// max_i scale * map[i] over non-NaN values (-inf when none).
+template <typename T>
+T scaled_max(const T* map, int64_t n, T scale) {
+  T mx = -std::numeric_limits<T>::infinity();
+  int64_t i = 0;
+#if PF3D_HM_VEC
+  using V = typename Vec<T>::type;
+  constexpr int L = Vec<T>::n;
+  if (n >= 2 * L) {
+    V a0, a1, v0, v1;  // two accumulators for instruction-level parallelism
+    for (int j = 0; j < L; ++j) a0[j] = a1[j] = mx;
+    for (; i + 2 * L <= n; i += 2 * L) {
+      std::memcpy(&v0, map + i, sizeof(V));
+      std::memcpy(&v1, map + i + L, sizeof(V));
+      v0 *= scale;
+      v1 *= scale;
+      a0 = v0 > a0 ? v0 : a0;
+      a1 = v1 > a1 ? v1 : a1;
+    }
+    a0 = a1 > a0 ? a1 : a0;
+    for (int j = 0; j < L; ++j) mx = a0[j] > mx ? a0[j] : mx;
+  }
+#endif
+  return max_scalar(map, i, n, scale, mx);
+}
+
 template <typename T>
 int64_t argmax_map(const T* map, int64_t n) {
   using A = typename Acc<T>::type;
-  constexpr int L = 8;
-  A acc[L];
-  for (int j = 0; j < L; ++j) acc[j] = -std::numeric_limits<A>::infinity();
-  int64_t i = 0;
-  for (; i + L <= n; i += L)
-    for (int j = 0; j < L; ++j) {
-      const A v = load_f(map[i + j]);
-      acc[j] = v > acc[j] ? v : acc[j];
-    }
-  for (; i < n; ++i) {
-    const A v = load_f(map[i]);
-    acc[0] = v > acc[0] ? v : acc[0];
-  }
-  A mx = acc[0];
-  for (int j = 1; j < L; ++j) mx = acc[j] > mx ? acc[j] : mx;
-  for (i = 0; i < n; ++i)
-    if (load_f(map[i]) == mx) return i;
+  A mx;
+  if constexpr (std::is_same<T, Half>::value)
+    mx = max_scalar(map, 0, n, 1.0f, -std::numeric_limits<float>::infinity());
+  else
+    mx = scaled_max(map, n, T(1));
+  for (int64_t i = 0; i < n; ++i)
+    if (A(load_f(map[i])) == mx) return i;
   return 0;  // all NaN
 }
 
@@ -181,41 +221,72 @@ inline float exp_neg(float x) {
 }
 inline double exp_neg(double x) { return std::exp(x); }
 
-// Largest beta * m[i] (NaN skipped; -inf when none).
+#if PF3D_HM_VEC
+// exp_neg on 4 lanes, same arithmetic as the scalar version.
+#define PF3D_SPLAT4(c) (v4f{c, c, c, c})
+inline v4f exp_neg4(v4f x) {
+  const v4f lo = PF3D_SPLAT4(-86.0f), zero = PF3D_SPLAT4(0.0f);
+  v4f xc = x < lo ? lo : x;
+  xc = xc > zero ? zero : xc;
+  const v4f shifter = PF3D_SPLAT4(12582912.0f);
+  const v4f t = xc * 1.44269504088896341f + shifter;
+  const v4f n = t - shifter;
+  const v4i ni = (v4i)t - 0x4b400000;
+  v4f r = xc - n * 0.693145751953125f;
+  r = r - n * 1.428606765330187045e-06f;
+  v4f q = PF3D_SPLAT4(1.0f / 5040.0f);
+  q = q * r + 1.0f / 720.0f;
+  q = q * r + 1.0f / 120.0f;
+  q = q * r + 1.0f / 24.0f;
+  q = q * r + 1.0f / 6.0f;
+  q = q * r + 0.5f;
+  q = q * r + 1.0f;
+  q = q * r + 1.0f;
+  const v4f res = (v4f)((v4i)q + (ni << 23));
+  return x < lo ? zero : (x == x ? res : x);
+}
+#endif
+
+// Row sums of e = exp(beta m - mx): sum e, sum e x.
 template <typename T>
-T scaled_max(const T* map, int64_t n, T beta) {
-  constexpr int L = 8;
-  T acc[L];
-  for (int j = 0; j < L; ++j) acc[j] = -std::numeric_limits<T>::infinity();
-  int64_t i = 0;
-  for (; i + L <= n; i += L)
-    for (int j = 0; j < L; ++j) {
-      const T v = beta * map[i + j];
-      acc[j] = v > acc[j] ? v : acc[j];
+void row_sums(const T* row, int64_t W, T beta, T mx, T* s, T* sx) {
+  T rs = 0, rx = 0;
+  int64_t x = 0;
+#if PF3D_HM_VEC
+  if constexpr (std::is_same<T, float>::value) {
+    if (W >= 4) {
+      const v4f iota = {0, 1, 2, 3};
+      v4f vs = PF3D_SPLAT4(0.0f), vx = vs, v;
+      for (; x + 4 <= W; x += 4) {
+        std::memcpy(&v, row + x, sizeof(v));
+        const v4f ev = exp_neg4(v * beta - mx);
+        vs += ev;
+        vx += ev * (iota + float(x));
+      }
+      for (int j = 0; j < 4; ++j) {
+        rs += vs[j];
+        rx += vx[j];
+      }
     }
-  for (; i < n; ++i) {
-    const T v = beta * map[i];
-    acc[0] = v > acc[0] ? v : acc[0];
   }
-  T mx = acc[0];
-  for (int j = 1; j < L; ++j) mx = acc[j] > mx ? acc[j] : mx;
-  return mx;
+#endif
+  for (; x < W; ++x) {
+    const T ev = exp_neg(beta * row[x] - mx);
+    rs += ev;
+    rx += ev * T(x);
+  }
+  *s = rs;
+  *sx = rx;
 }
 
-// Sums of e = exp(beta m - mx) over the map: s, sum e x, sum e y (double).
-// Row sums in T (vectorised), rows added in double.
+// Sums of e over the map: s, sum e x, sum e y; rows added in double.
 template <typename T>
 void softmax_sums(const T* map, int64_t H, int64_t W, T beta, T mx, double* s, double* sx,
                   double* sy) {
   double S = 0.0, SX = 0.0, SY = 0.0;
   for (int64_t y = 0; y < H; ++y) {
-    const T* row = map + y * W;
-    T rs = 0, rx = 0;
-    for (int64_t x = 0; x < W; ++x) {
-      const T ev = exp_neg(beta * row[x] - mx);
-      rs += ev;
-      rx += ev * T(x);
-    }
+    T rs, rx;
+    row_sums(map + y * W, W, beta, mx, &rs, &rx);
     S += double(rs);
     SX += double(rx);
     SY += double(rs) * double(y);
@@ -223,6 +294,24 @@ void softmax_sums(const T* map, int64_t H, int64_t W, T beta, T mx, double* s, d
   *s = S;
   *sx = SX;
   *sy = SY;
+}
+
+// g[x] = exp(beta m[x] - mx) * (kgx * x + c) for one row.
+template <typename T>
+void row_grad(const T* row, T* g, int64_t W, T beta, T mx, T kgx, T c) {
+  int64_t x = 0;
+#if PF3D_HM_VEC
+  if constexpr (std::is_same<T, float>::value) {
+    const v4f iota = {0, 1, 2, 3};
+    v4f v;
+    for (; x + 4 <= W; x += 4) {
+      std::memcpy(&v, row + x, sizeof(v));
+      const v4f o = exp_neg4(v * beta - mx) * ((iota + float(x)) * kgx + c);
+      std::memcpy(g + x, &o, sizeof(o));
+    }
+  }
+#endif
+  for (; x < W; ++x) g[x] = exp_neg(beta * row[x] - mx) * (kgx * T(x) + c);
 }
 
 template <typename T>
@@ -259,13 +348,8 @@ void soft_argmax_backward_impl(const SoftArgmaxParams& p, const T* gc, const T* 
       const T k = T(double(beta) / S);
       const T kgx = T(double(k) * gx);
       for (int64_t y = 0; y < H; ++y) {
-        const T* row = map + y * W;
-        T* grow = g + y * W;
         const T cyv = T(double(k) * (gy * (double(y) - cy) - gx * cx));
-        for (int64_t x = 0; x < W; ++x) {
-          const T ev = exp_neg(beta * row[x] - mx);
-          grow[x] = ev * (kgx * T(x) + cyv);
-        }
+        row_grad(map + y * W, g + y * W, W, beta, mx, kgx, cyv);
       }
     }
   });
