@@ -296,22 +296,48 @@ void softmax_sums(const T* map, int64_t H, int64_t W, T beta, T mx, double* s, d
   *sy = SY;
 }
 
-// g[x] = exp(beta m[x] - mx) * (kgx * x + c) for one row.
+// g[x] = exp(beta m[x] - mx) for one row; returns the row sum.
 template <typename T>
-void row_grad(const T* row, T* g, int64_t W, T beta, T mx, T kgx, T c) {
+T row_exp(const T* row, T* g, int64_t W, T beta, T mx) {
+  T rs = 0;
+  int64_t x = 0;
+#if PF3D_HM_VEC
+  if constexpr (std::is_same<T, float>::value) {
+    if (W >= 4) {
+      v4f vs = PF3D_SPLAT4(0.0f), v;
+      for (; x + 4 <= W; x += 4) {
+        std::memcpy(&v, row + x, sizeof(v));
+        const v4f o = exp_neg4(v * beta - mx);
+        vs += o;
+        std::memcpy(g + x, &o, sizeof(o));
+      }
+      for (int j = 0; j < 4; ++j) rs += vs[j];
+    }
+  }
+#endif
+  for (; x < W; ++x) {
+    g[x] = exp_neg(beta * row[x] - mx);
+    rs += g[x];
+  }
+  return rs;
+}
+
+// g[x] *= a * x + c for one row.
+template <typename T>
+void row_scale(T* g, int64_t W, T a, T c) {
   int64_t x = 0;
 #if PF3D_HM_VEC
   if constexpr (std::is_same<T, float>::value) {
     const v4f iota = {0, 1, 2, 3};
     v4f v;
     for (; x + 4 <= W; x += 4) {
-      std::memcpy(&v, row + x, sizeof(v));
-      const v4f o = exp_neg4(v * beta - mx) * ((iota + float(x)) * kgx + c);
-      std::memcpy(g + x, &o, sizeof(o));
+      std::memcpy(&v, g + x, sizeof(v));
+      v *= (iota + float(x)) * a + c;
+      std::memcpy(g + x, &v, sizeof(v));
     }
   }
 #endif
-  for (; x < W; ++x) g[x] = exp_neg(beta * row[x] - mx) * (kgx * T(x) + c);
+  for (; x < W; ++x) g[x] *= a * T(x) + c;
 }
 
 template <typename T>
@@ -340,16 +366,17 @@ void soft_argmax_backward_impl(const SoftArgmaxParams& p, const T* gc, const T* 
       const T* map = hm + m * HW;
       T* g = gh + m * HW;
       const T mx = scaled_max(map, HW, beta);
-      double S, SX, SY;
-      softmax_sums(map, H, W, beta, mx, &S, &SX, &SY);
-      // g = beta / S * e * (gx * (x - cx) + gy * (y - cy))
+      // pass 1: g = e = exp(beta m - mx) and S (the map stays in L1/L2);
+      // pass 2: g *= beta / S * (gx * (x - cx) + gy * (y - cy)).
+      double S = 0.0;
+      for (int64_t y = 0; y < H; ++y) S += double(row_exp(map + y * W, g + y * W, W, beta, mx));
       const double gx = double(gc[2 * m]), gy = double(gc[2 * m + 1]);
       const double cx = double(c[2 * m]), cy = double(c[2 * m + 1]);
-      const T k = T(double(beta) / S);
-      const T kgx = T(double(k) * gx);
+      const double k = double(beta) / S;
+      const T kgx = T(k * gx);
       for (int64_t y = 0; y < H; ++y) {
-        const T cyv = T(double(k) * (gy * (double(y) - cy) - gx * cx));
-        row_grad(map + y * W, g + y * W, W, beta, mx, kgx, cyv);
+        const T cyv = T(k * (gy * (double(y) - cy) - gx * cx));
+        row_scale(g + y * W, W, kgx, cyv);
       }
     }
   });
