@@ -36,30 +36,35 @@ enum Reduction : int { kNone = 0, kMean = 1, kSum = 2 };
 // Elements per deterministic partial sum on the CPU.
 constexpr int64_t kCpuChunk = 16384;
 
-template <typename T>
-PF3D_HD T log1p_(T v) {
+// Math shims: the CUDA device functions in device code, <cmath> on the host.
+PF3D_HD float log1p_(float v) {
+#if defined(__CUDA_ARCH__)
+  return ::log1pf(v);
+#else
+  return std::log1p(v);
+#endif
+}
+PF3D_HD double log1p_(double v) {
 #if defined(__CUDA_ARCH__)
   return ::log1p(v);
 #else
   return std::log1p(v);
 #endif
 }
-
-template <typename T>
-PF3D_HD T pow_(T a, T b) {
+PF3D_HD float pow_(float a, float b) {
+#if defined(__CUDA_ARCH__)
+  return ::powf(a, b);
+#else
+  return std::pow(a, b);
+#endif
+}
+PF3D_HD double pow_(double a, double b) {
 #if defined(__CUDA_ARCH__)
   return ::pow(a, b);
 #else
   return std::pow(a, b);
 #endif
 }
-
-#if defined(__CUDA_ARCH__)
-template <>
-PF3D_HD float log1p_<float>(float v) { return ::log1pf(v); }
-template <>
-PF3D_HD float pow_<float>(float a, float b) { return ::powf(a, b); }
-#endif
 
 // ---------------------------------------------------------------- Wing ----
 struct WingParams {
