@@ -10,16 +10,8 @@ namespace wing {
 namespace {
 
 // ---------------------------------------------------------------------------
-// Vectorisable float log1p for u >= 0 (finite): Cephes-style logf of t = 1 + u
-// (range reduction on the exponent bits, polynomial on the mantissa in
-// [sqrt(1/2), sqrt(2))) plus the first-order correction (u - (t - 1)) / t for
-// the rounding of 1 + u, which keeps small arguments accurate. Written without
-// branches or calls so that GCC vectorises the loops that use it (SSE2 at the
-// default -O3). Max relative error about 2 ulp against std::log1p on [0, 1e6]
-// (checked in csrc/tests/test_wing.cpp). Infinite/NaN u give garbage that the
-// callers select away (they take the linear branch for those).
-inline float log1p_fast(float u) {
-  const float t = 1.0f + u;
+// log(t) for a positive, normal, finite float t (Cephes logf core).
+inline float log_core(float t) {
   int32_t bits;
   std::memcpy(&bits, &t, sizeof(bits));
   int32_t ex = ((bits >> 23) & 0xff) - 127;
@@ -46,8 +38,43 @@ inline float log1p_fast(float u) {
   y += -0.5f * z;
   float r = f + y;
   r += 0.693359375f * e;
+  return r;
+}
+
+// Vectorisable float log1p for u >= 0 (finite): Cephes-style logf of t = 1 + u
+// (range reduction on the exponent bits, polynomial on the mantissa in
+// [sqrt(1/2), sqrt(2))) plus the first-order correction (u - (t - 1)) / t for
+// the rounding of 1 + u, which keeps small arguments accurate. Written without
+// branches or calls so that GCC vectorises the loops that use it (SSE2 at the
+// default -O3). Max relative error about 2 ulp against std::log1p on [0, 1e6]
+// (checked in csrc/tests/test_wing.cpp). Infinite/NaN u give garbage that the
+// callers select away (they take the linear branch for those).
+inline float log1p_fast(float u) {
+  const float t = 1.0f + u;
   const float c = (u - (t - 1.0f)) / t;
-  return r + c;
+  return log_core(t) + c;
+}
+
+// exp(x) for |x| <= 80 (Cephes expf: x = n ln2 + r, |r| <= ln2 / 2, polynomial in r,
+// scaled by 2^n through the exponent bits). Vectorisable; callers keep |x| <= 80.
+inline float exp_fast(float x) {
+  const float v = x * 1.44269504088896341f;
+  const int32_t n = static_cast<int32_t>(v + (v >= 0.0f ? 0.5f : -0.5f));
+  const float fn = static_cast<float>(n);
+  float r = x - fn * 0.693359375f;
+  r = r - fn * -2.12194440e-4f;
+  const float z = r * r;
+  float y = 1.9875691500e-4f;
+  y = y * r + 1.3981999507e-3f;
+  y = y * r + 8.3334519073e-3f;
+  y = y * r + 4.1665795894e-2f;
+  y = y * r + 1.6666665459e-1f;
+  y = y * r + 5.0000001201e-1f;
+  y = y * z + r + 1.0f;
+  const int32_t sbits = (n + 127) << 23;
+  float scale;
+  std::memcpy(&scale, &sbits, sizeof(scale));
+  return y * scale;
 }
 
 // Branch-free select (c ? a : b) through the bits: GCC does not if-convert a
@@ -297,8 +324,9 @@ void foreground_row(const T* map, int64_t H, int64_t W, int64_t i, int dilation,
   }
 }
 
-// Runs fn(row_index, m, i, Mrow) for every row of every map, Mrow = weights of the row
-// (nullptr when weight == 0, i.e. M = 1).
+// Runs fn(row_index, Mrow, scratch) for every row of every map: Mrow = the weights
+// M of the row (all 1 when weight == 0), scratch = 2 * W values private to the
+// calling thread.
 template <typename T, typename Fn>
 void for_rows(const T* target, int64_t BK, int64_t H, int64_t W, const AWingParams& p,
               const Fn& fn) {
@@ -306,78 +334,261 @@ void for_rows(const T* target, int64_t BK, int64_t H, int64_t W, const AWingPara
   const int64_t grain = W > 0 ? (4096 + W - 1) / W : 1;
   pf3d::parallel_for(0, rows, grain, [&](int64_t rb, int64_t re) {
     std::vector<unsigned char> col(W), fg(W);
-    std::vector<T> mrow(W);
+    std::vector<T> mrow(W, T(1)), scratch(2 * W);
     const T weight = static_cast<T>(p.weight), thr = static_cast<T>(p.threshold);
     for (int64_t r = rb; r < re; ++r) {
       const int64_t m = r / H, i = r % H;
       if (p.weight != 0.0) {
         foreground_row<T>(target + m * H * W, H, W, i, p.dilation, thr, col.data(), fg.data());
         for (int64_t j = 0; j < W; ++j) mrow[j] = T(1) + weight * static_cast<T>(fg[j]);
-        fn(r, mrow.data());
-      } else {
-        fn(r, static_cast<const T*>(nullptr));
+      }
+      fn(r, static_cast<const T*>(mrow.data()), scratch.data());
+    }
+  });
+}
+
+// ---- float rows: branch-free, vectorisable evaluation -----------------------------
+// Per pixel: dd = min(d, theta), a = e * ln(dd / eps), P = exp(a), then value and slope
+// as in awing_value_slope. Lanes outside the fast path's domain (dd = 0 or subnormal,
+// |a| > 80, NaN/Inf) are flagged through `aflag` (NaN or |a| > 80) and recomputed
+// exactly by the scalar awing_value_slope<float> afterwards.
+struct AWingF {
+  float alpha, omega, theta, log_eps;
+};
+
+PF3D_ALWAYS_INLINE void awing_vs_fast(float pv, float y, const AWingF& q, float* v, float* s,
+                                      float* sign, float* aflag) {
+  const float diff = pv - y;
+  const float d = std::fabs(diff);
+  const float e = q.alpha - y;
+  const bool below = d < q.theta;
+  const float dd = select_f(below, d, q.theta);
+  const bool normal = dd >= 1.17549435e-38f;  // false for 0, subnormals and NaN
+  const float ddc = select_f(normal, dd, 1.0f);
+  const float a = e * (log_core(ddc) - q.log_eps);
+  const float ac = select_f(a > 80.0f, 80.0f, select_f(a < -80.0f, -80.0f, a));
+  const float P = exp_fast(ac);
+  const float lp = q.omega * log1p_fast(P);
+  const float sl = q.omega * e * P / ((1.0f + P) * ddc);
+  *s = sl;
+  *v = select_f(below, lp, lp + (d - q.theta) * sl);
+  *sign = select_f(diff > 0.0f, 1.0f, select_f(diff < 0.0f, -1.0f, 0.0f));
+  *aflag = select_f(normal, a, std::numeric_limits<float>::quiet_NaN());
+}
+
+// vals[j] = M[j] * loss(j); aflag[j] as above.
+PF3D_ALWAYS_INLINE void awing_row_fwd_body(const float* __restrict pr,
+                                           const float* __restrict tr,
+                                           const float* __restrict M, int64_t W,
+                                           const AWingF& qr, float* __restrict vals,
+                                           float* __restrict aflag) {
+  const AWingF q = qr;  // local copy: no reloads through a possibly aliased reference
+  for (int64_t j = 0; j < W; ++j) {
+    float v, s, sg, a;
+    awing_vs_fast(pr[j], tr[j], q, &v, &s, &sg, &a);
+    vals[j] = M[j] * v;
+    aflag[j] = a;
+  }
+}
+
+// grad[j] = g_j * M[j] * slope * sign, g_j = go[j] (go != nullptr) or g.
+PF3D_ALWAYS_INLINE void awing_row_bwd_body(const float* __restrict pr,
+                                           const float* __restrict tr,
+                                           const float* __restrict M, int64_t W,
+                                           const AWingF& qr, const float* __restrict go,
+                                           float g, float* __restrict grad,
+                                           float* __restrict aflag) {
+  const AWingF q = qr;  // local copy: no reloads through a possibly aliased reference
+  if (go) {
+    for (int64_t j = 0; j < W; ++j) {
+      float v, s, sg, a;
+      awing_vs_fast(pr[j], tr[j], q, &v, &s, &sg, &a);
+      grad[j] = go[j] * (M[j] * (s * sg));
+      aflag[j] = a;
+    }
+  } else {
+    for (int64_t j = 0; j < W; ++j) {
+      float v, s, sg, a;
+      awing_vs_fast(pr[j], tr[j], q, &v, &s, &sg, &a);
+      grad[j] = g * (M[j] * (s * sg));
+      aflag[j] = a;
+    }
+  }
+}
+
+using AWingFwdFn = void (*)(const float*, const float*, const float*, int64_t, const AWingF&,
+                            float*, float*);
+using AWingBwdFn = void (*)(const float*, const float*, const float*, int64_t, const AWingF&,
+                            const float*, float, float*, float*);
+
+void awing_row_fwd_generic(const float* pr, const float* tr, const float* M, int64_t W,
+                           const AWingF& q, float* vals, float* aflag) {
+  awing_row_fwd_body(pr, tr, M, W, q, vals, aflag);
+}
+void awing_row_bwd_generic(const float* pr, const float* tr, const float* M, int64_t W,
+                           const AWingF& q, const float* go, float g, float* grad,
+                           float* aflag) {
+  awing_row_bwd_body(pr, tr, M, W, q, go, g, grad, aflag);
+}
+#if defined(PF3D_WING_AVX2)
+__attribute__((target("avx2,fma"))) void awing_row_fwd_avx2(const float* pr, const float* tr,
+                                                            const float* M, int64_t W,
+                                                            const AWingF& q, float* vals,
+                                                            float* aflag) {
+  awing_row_fwd_body(pr, tr, M, W, q, vals, aflag);
+}
+__attribute__((target("avx2,fma"))) void awing_row_bwd_avx2(const float* pr, const float* tr,
+                                                            const float* M, int64_t W,
+                                                            const AWingF& q, const float* go,
+                                                            float g, float* grad,
+                                                            float* aflag) {
+  awing_row_bwd_body(pr, tr, M, W, q, go, g, grad, aflag);
+}
+#endif
+
+bool use_avx2() {
+#if defined(PF3D_WING_AVX2)
+  static const bool ok = [] {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  }();
+  return ok;
+#else
+  return false;
+#endif
+}
+
+AWingFwdFn awing_row_fwd() {
+#if defined(PF3D_WING_AVX2)
+  if (use_avx2()) return awing_row_fwd_avx2;
+#endif
+  return awing_row_fwd_generic;
+}
+AWingBwdFn awing_row_bwd() {
+#if defined(PF3D_WING_AVX2)
+  if (use_avx2()) return awing_row_bwd_avx2;
+#endif
+  return awing_row_bwd_generic;
+}
+
+inline bool needs_exact(float a) { return !(std::fabs(a) <= 80.0f); }
+
+void awing_forward_f(const float* pred, const float* target, int64_t BK, int64_t H, int64_t W,
+                     const AWingParams& p, int reduction, float* out) {
+  const AWingF q{static_cast<float>(p.alpha), static_cast<float>(p.omega),
+                 static_cast<float>(p.theta), static_cast<float>(std::log(p.epsilon))};
+  const float alpha = q.alpha, omega = q.omega, theta = q.theta,
+              eps = static_cast<float>(p.epsilon);
+  const int64_t n = BK * H * W, rows = BK * H;
+  const AWingFwdFn fwd = awing_row_fwd();
+  std::vector<double> partial(reduction == kNone ? 0 : rows, 0.0);
+  for_rows<float>(target, BK, H, W, p, [&](int64_t r, const float* M, float* scratch) {
+    const float* pr = pred + r * W;
+    const float* tr = target + r * W;
+    float* vals = reduction == kNone ? out + r * W : scratch;
+    float* aflag = scratch + W;
+    fwd(pr, tr, M, W, q, vals, aflag);
+    for (int64_t j = 0; j < W; ++j) {
+      if (needs_exact(aflag[j])) {
+        float v, s;
+        awing_value_slope<float>(std::fabs(tr[j] - pr[j]), tr[j], alpha, omega, eps, theta, &v,
+                                 &s);
+        vals[j] = M[j] * v;
+      }
+    }
+    if (reduction != kNone) {
+      double acc = 0.0;
+      for (int64_t j = 0; j < W; ++j) acc += vals[j];
+      partial[r] = acc;
+    }
+  });
+  if (reduction == kNone) return;
+  double total = 0.0;
+  for (int64_t r = 0; r < rows; ++r) total += partial[r];
+  out[0] = static_cast<float>(finish(total, n, reduction));
+}
+
+void awing_backward_f(const float* grad_out, const float* pred, const float* target, int64_t BK,
+                      int64_t H, int64_t W, const AWingParams& p, int reduction,
+                      float* grad_pred) {
+  const AWingF q{static_cast<float>(p.alpha), static_cast<float>(p.omega),
+                 static_cast<float>(p.theta), static_cast<float>(std::log(p.epsilon))};
+  const float alpha = q.alpha, omega = q.omega, theta = q.theta,
+              eps = static_cast<float>(p.epsilon);
+  const int64_t n = BK * H * W;
+  float g = 0.0f;
+  if (reduction == kMean)
+    g = static_cast<float>(static_cast<double>(grad_out[0]) / static_cast<double>(n));
+  else if (reduction == kSum)
+    g = grad_out[0];
+  const AWingBwdFn bwd = awing_row_bwd();
+  for_rows<float>(target, BK, H, W, p, [&](int64_t r, const float* M, float* scratch) {
+    const float* pr = pred + r * W;
+    const float* tr = target + r * W;
+    const float* go = reduction == kNone ? grad_out + r * W : nullptr;
+    float* gr = grad_pred + r * W;
+    float* aflag = scratch + W;
+    bwd(pr, tr, M, W, q, go, g, gr, aflag);
+    for (int64_t j = 0; j < W; ++j) {
+      if (needs_exact(aflag[j])) {
+        const float diff = pr[j] - tr[j];
+        float v, s;
+        awing_value_slope<float>(std::fabs(diff), tr[j], alpha, omega, eps, theta, &v, &s);
+        const float sg = diff > 0.0f ? 1.0f : (diff < 0.0f ? -1.0f : 0.0f);
+        gr[j] = (go ? go[j] : g) * (M[j] * (s * sg));
       }
     }
   });
 }
 
-template <typename T>
-void awing_forward_impl(const T* pred, const T* target, int64_t BK, int64_t H, int64_t W,
-                        const AWingParams& p, int reduction, T* out) {
-  const T alpha = static_cast<T>(p.alpha), omega = static_cast<T>(p.omega),
-          eps = static_cast<T>(p.epsilon), theta = static_cast<T>(p.theta);
-  const int64_t n = BK * H * W;
-  const int64_t rows = BK * H;
+// ---- double rows: exact scalar math ----------------------------------------------
+void awing_forward_d(const double* pred, const double* target, int64_t BK, int64_t H,
+                     int64_t W, const AWingParams& p, int reduction, double* out) {
+  const double alpha = p.alpha, omega = p.omega, eps = p.epsilon, theta = p.theta;
+  const int64_t n = BK * H * W, rows = BK * H;
   std::vector<double> partial(reduction == kNone ? 0 : rows, 0.0);
-  for_rows<T>(target, BK, H, W, p, [&](int64_t r, const T* M) {
-    const T* pr = pred + r * W;
-    const T* tr = target + r * W;
+  for_rows<double>(target, BK, H, W, p, [&](int64_t r, const double* M, double*) {
+    const double* pr = pred + r * W;
+    const double* tr = target + r * W;
     double acc = 0.0;
     for (int64_t j = 0; j < W; ++j) {
-      const T y = tr[j];
-      const T d = std::fabs(y - pr[j]);
-      T v, s;
-      awing_value_slope<T>(d, y, alpha, omega, eps, theta, &v, &s);
-      if (M) v *= M[j];
+      double v, s;
+      awing_value_slope<double>(std::fabs(tr[j] - pr[j]), tr[j], alpha, omega, eps, theta, &v,
+                                &s);
+      v *= M[j];
       if (reduction == kNone)
         out[r * W + j] = v;
       else
-        acc += static_cast<double>(v);
+        acc += v;
     }
     if (reduction != kNone) partial[r] = acc;
   });
   if (reduction == kNone) return;
   double total = 0.0;
   for (int64_t r = 0; r < rows; ++r) total += partial[r];
-  out[0] = static_cast<T>(finish(total, n, reduction));
+  out[0] = finish(total, n, reduction);
 }
 
-template <typename T>
-void awing_backward_impl(const T* grad_out, const T* pred, const T* target, int64_t BK,
-                         int64_t H, int64_t W, const AWingParams& p, int reduction,
-                         T* grad_pred) {
-  const T alpha = static_cast<T>(p.alpha), omega = static_cast<T>(p.omega),
-          eps = static_cast<T>(p.epsilon), theta = static_cast<T>(p.theta);
+void awing_backward_d(const double* grad_out, const double* pred, const double* target,
+                      int64_t BK, int64_t H, int64_t W, const AWingParams& p, int reduction,
+                      double* grad_pred) {
+  const double alpha = p.alpha, omega = p.omega, eps = p.epsilon, theta = p.theta;
   const int64_t n = BK * H * W;
-  T g = T(0);
+  double g = 0.0;
   if (reduction == kMean)
-    g = static_cast<T>(static_cast<double>(grad_out[0]) / static_cast<double>(n));
+    g = grad_out[0] / static_cast<double>(n);
   else if (reduction == kSum)
     g = grad_out[0];
-  for_rows<T>(target, BK, H, W, p, [&](int64_t r, const T* M) {
-    const T* pr = pred + r * W;
-    const T* tr = target + r * W;
+  for_rows<double>(target, BK, H, W, p, [&](int64_t r, const double* M, double*) {
+    const double* pr = pred + r * W;
+    const double* tr = target + r * W;
     for (int64_t j = 0; j < W; ++j) {
-      const T y = tr[j];
-      const T diff = pr[j] - y;
-      const T d = std::fabs(diff);
-      T v, s;
-      awing_value_slope<T>(d, y, alpha, omega, eps, theta, &v, &s);
-      const T sg = diff > T(0) ? T(1) : (diff < T(0) ? T(-1) : T(0));
-      T gr = s * sg;
-      if (M) gr *= M[j];
-      const T gi = reduction == kNone ? grad_out[r * W + j] : g;
-      grad_pred[r * W + j] = gi * gr;
+      const double diff = pr[j] - tr[j];
+      double v, s;
+      awing_value_slope<double>(std::fabs(diff), tr[j], alpha, omega, eps, theta, &v, &s);
+      const double sg = diff > 0 ? 1.0 : (diff < 0 ? -1.0 : 0.0);
+      const double gi = reduction == kNone ? grad_out[r * W + j] : g;
+      grad_pred[r * W + j] = gi * (M[j] * (s * sg));
     }
   });
 }
@@ -386,27 +597,27 @@ void awing_backward_impl(const T* grad_out, const T* pred, const T* target, int6
 
 void awing_forward_cpu(const float* pred, const float* target, int64_t BK, int64_t H, int64_t W,
                        const AWingParams& p, int reduction, float* out) {
-  awing_forward_impl<float>(pred, target, BK, H, W, p, reduction, out);
+  awing_forward_f(pred, target, BK, H, W, p, reduction, out);
 }
 void awing_forward_cpu(const double* pred, const double* target, int64_t BK, int64_t H,
                        int64_t W, const AWingParams& p, int reduction, double* out) {
-  awing_forward_impl<double>(pred, target, BK, H, W, p, reduction, out);
+  awing_forward_d(pred, target, BK, H, W, p, reduction, out);
 }
 void awing_backward_cpu(const float* grad_out, const float* pred, const float* target,
                         int64_t BK, int64_t H, int64_t W, const AWingParams& p, int reduction,
                         float* grad_pred) {
-  awing_backward_impl<float>(grad_out, pred, target, BK, H, W, p, reduction, grad_pred);
+  awing_backward_f(grad_out, pred, target, BK, H, W, p, reduction, grad_pred);
 }
 void awing_backward_cpu(const double* grad_out, const double* pred, const double* target,
                         int64_t BK, int64_t H, int64_t W, const AWingParams& p, int reduction,
                         double* grad_pred) {
-  awing_backward_impl<double>(grad_out, pred, target, BK, H, W, p, reduction, grad_pred);
+  awing_backward_d(grad_out, pred, target, BK, H, W, p, reduction, grad_pred);
 }
 
 void awing_weight_map_cpu(const double* target, int64_t BK, int64_t H, int64_t W,
                           const AWingParams& p, double* out) {
-  for_rows<double>(target, BK, H, W, p, [&](int64_t r, const double* M) {
-    for (int64_t j = 0; j < W; ++j) out[r * W + j] = M ? M[j] : 1.0;
+  for_rows<double>(target, BK, H, W, p, [&](int64_t r, const double* M, double*) {
+    for (int64_t j = 0; j < W; ++j) out[r * W + j] = M[j];
   });
 }
 

@@ -128,31 +128,29 @@ struct AWingParams {
 
 // Loss (value) and d loss / d d (slope, before the sign of pred - y) for one
 // pixel, unweighted. d >= 0. slope at d = 0 is 0 by definition.
+//
+// Both branches are evaluated with one pow and one log1p: with
+// dd = min(d, theta) and P = (dd / epsilon)^e,
+//   slope = omega * e * P / ((1 + P) * dd)        (= A when d >= theta)
+//   value = omega * ln(1 + P) + max(d - theta, 0) * slope,
+// which is omega * ln(1 + (d/eps)^e) below theta and A * d - C above it
+// (C = theta * A - omega * ln(1 + (theta/eps)^e)).
 template <typename T>
 PF3D_HD void awing_value_slope(T d, T y, T alpha, T omega, T epsilon, T theta, T* value,
                                T* slope) {
   const T e = alpha - y;
-  if (d < theta) {
-    if (d == T(0)) {
-      // pow(0, e): 0 for e > 0, 1 for e = 0, inf for e < 0 (as torch.pow).
-      const T p0 = pow_(T(0), e);
-      *value = omega * log1p_(p0);
-      *slope = T(0);
-      return;
-    }
-    const T u = d / epsilon;
-    const T p = pow_(u, e);  // (d/eps)^e
-    *value = omega * log1p_(p);
-    // omega * e * u^(e-1) / eps / (1 + u^e), with u^(e-1) = u^e / u.
-    *slope = omega * e * (p / u) / (epsilon * (T(1) + p));
-  } else {
-    const T r = theta / epsilon;
-    const T q = pow_(r, e);  // (theta/eps)^e
-    const T A = omega / (T(1) + q) * e * (q / r) / epsilon;
-    const T C = theta * A - omega * log1p_(q);
-    *value = A * d - C;
-    *slope = A;
+  if (d == T(0)) {
+    // pow(0, e): 0 for e > 0, 1 for e = 0, inf for e < 0 (as torch.pow).
+    *value = omega * log1p_(pow_(T(0), e));
+    *slope = T(0);
+    return;
   }
+  const bool below = d < theta;  // false for NaN d: NaN propagates through the linear part
+  const T dd = below ? d : theta;
+  const T P = pow_(dd / epsilon, e);
+  const T s = omega * e * P / ((T(1) + P) * dd);
+  *slope = s;
+  *value = below ? omega * log1p_(P) : omega * log1p_(P) + (d - theta) * s;
 }
 
 // Dilated foreground test: is any target pixel in the dilation x dilation

@@ -208,7 +208,38 @@ static void test_awing_batch() {
   PF3D_CHECK_NEAR(sf, s, 1e-4 * std::fabs(s));
 }
 
+static void test_awing_float_fast_path() {
+  // vectorised float rows vs exact double, including lanes the fast path hands back
+  // to the scalar code (d = 0, subnormal d, targets above alpha, huge exponents)
+  const int64_t H = 7, W = 37, n = H * W;
+  std::vector<float> pred(n), target(n), out(n), grad(n), go(n);
+  for (int64_t i = 0; i < n; ++i) {
+    target[i] = urand() < 0.3 ? static_cast<float>(urand()) : 0.0f;
+    pred[i] = target[i] + static_cast<float>(2.0 * (urand() - 0.5) * std::pow(10.0, -6 * urand()));
+    go[i] = static_cast<float>(urand());
+  }
+  pred[0] = target[0];                 // d = 0
+  pred[1] = target[1] + 1e-40f;        // subnormal d
+  target[2] = 3.0f; pred[2] = 2.9f;    // e < 0
+  target[3] = 1.5f; pred[3] = 1.5f;    // d = 0, e < 1
+  target[4] = 0.0f; pred[4] = 1e-30f;  // |a| > 80
+  AWingParams q;
+  awing_forward_cpu(pred.data(), target.data(), 1, H, W, q, kNone, out.data());
+  awing_backward_cpu(go.data(), pred.data(), target.data(), 1, H, W, q, kNone, grad.data());
+  std::vector<double> pd(pred.begin(), pred.end()), td(target.begin(), target.end()), M(n);
+  std::vector<double> outd(n), gradd(n), god(go.begin(), go.end());
+  awing_forward_cpu(pd.data(), td.data(), 1, H, W, q, kNone, outd.data());
+  awing_backward_cpu(god.data(), pd.data(), td.data(), 1, H, W, q, kNone, gradd.data());
+  for (int64_t i = 0; i < n; ++i) {
+    PF3D_CHECK(std::isfinite(out[i]) && std::isfinite(grad[i]));
+    PF3D_CHECK_NEAR(out[i], outd[i], 3e-6 * (1e-3 + std::fabs(outd[i])));
+    PF3D_CHECK_NEAR(grad[i], gradd[i], 3e-6 * (1e-3 + std::fabs(gradd[i])));
+  }
+  PF3D_CHECK(grad[0] == 0.0f && grad[3] == 0.0f);
+}
+
 int main() {
+  test_awing_float_fast_path();
   test_wing_scalar();
   test_wing_float_fast_path();
   test_wing_double_and_backward();
