@@ -251,7 +251,8 @@ void wing_forward_cpu(const double* pred, const double* target, int64_t n,
   const double omega = p.omega, eps = p.epsilon, C = p.C;
   if (reduction == kNone) {
     pf3d::parallel_for(0, n, kGrain, [&](int64_t b, int64_t e) {
-      for (int64_t i = b; i < e; ++i) out[i] = wing_value<double>(pred[i] - target[i], omega, eps, C);
+      for (int64_t i = b; i < e; ++i)
+        out[i] = wing_value<double>(pred[i] - target[i], omega, eps, C);
     });
     return;
   }

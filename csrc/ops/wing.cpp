@@ -60,7 +60,8 @@ int check_awing(const char* op, const at::Tensor& pred, const at::Tensor& target
                     ": argument `weight` must be finite and >= 0, got ", weight);
   check_finite(op, "threshold", threshold);
   TORCH_CHECK_VALUE(dilation >= 1 && dilation % 2 == 1 && dilation <= (1 << 20), "pyface3d.",
-                    op, ": argument `dilation` must be an odd integer >= 1, got ", dilation);
+                    op, ": argument `dilation` must be an odd integer in [1, 1048575], got ",
+                    dilation);
   return parse_reduction(op, reduction);
 }
 

@@ -57,8 +57,8 @@ def _check_awing_params(op, alpha, omega, epsilon, theta, weight, threshold, dil
         raise ValueError(f"pyface3d.{op}: argument `threshold` must be finite, got {threshold}")
     if not (int(dilation) == dilation and dilation >= 1 and dilation % 2 == 1
             and dilation <= (1 << 20)):
-        raise ValueError(f"pyface3d.{op}: argument `dilation` must be an odd integer >= 1, "
-                         f"got {dilation}")
+        raise ValueError(f"pyface3d.{op}: argument `dilation` must be an odd integer in "
+                         f"[1, 1048575], got {dilation}")
 
 
 def _reduce(loss: torch.Tensor, reduction: str) -> torch.Tensor:

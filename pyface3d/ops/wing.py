@@ -94,7 +94,7 @@ def adaptive_wing_loss(pred: torch.Tensor, target: torch.Tensor, alpha: float = 
         alpha: finite (paper: 2.1). omega, epsilon, theta: > 0 (paper: 14, 1, 0.5).
         weight: >= 0; 0 disables the weight map (paper: 10).
         threshold: foreground threshold on ``target`` (paper: 0.2).
-        dilation: odd window size >= 1; 1 means no dilation (paper: 3).
+        dilation: odd window size in [1, 1048575]; 1 means no dilation (paper: 3).
         reduction: ``"mean"`` (NaN for empty inputs), ``"sum"`` or ``"none"``.
 
     Returns:
@@ -127,7 +127,7 @@ def adaptive_wing_weight_map(target: torch.Tensor, weight: float = 10.0,
 def _as_int(v) -> int:
     if isinstance(v, bool) or int(v) != v:
         raise ValueError(f"pyface3d.adaptive_wing_loss: argument `dilation` must be an odd "
-                         f"integer >= 1, got {v!r}")
+                         f"integer in [1, 1048575], got {v!r}")
     return int(v)
 
 

@@ -115,6 +115,26 @@ def test_wing_grad_vs_reference(device, dtype, reduction):
     torch.testing.assert_close(t1.grad, t2.grad, **_tol(dtype))
 
 
+def test_wing_grad_only_target():
+    pred, target = _wing_inputs((2, 5, 3), torch.float64, "cpu")
+    t = target.clone().requires_grad_()
+    wing.wing_loss(pred, t).backward()
+    t2 = target.clone().requires_grad_()
+    ref.wing_loss(pred, t2).backward()
+    torch.testing.assert_close(t.grad, t2.grad)
+
+
+def test_fallback_to_reference(monkeypatch):
+    monkeypatch.setattr(_lib, "HAS_C", False)
+    monkeypatch.setattr(_lib, "_warned", False)
+    pred, target = _wing_inputs((2, 5, 3), torch.float64, "cpu")
+    with pytest.warns(RuntimeWarning, match="reference"):
+        out = wing.wing_loss(pred, target)
+    torch.testing.assert_close(out, ref.wing_loss(pred, target))
+    hp, ht = _heatmaps((1, 2, 5, 5), torch.float64, "cpu")
+    torch.testing.assert_close(wing.adaptive_wing_loss(hp, ht), ref.adaptive_wing_loss(hp, ht))
+
+
 def test_wing_grad_at_zero_residual():
     p = torch.zeros(1, 2, 2, dtype=torch.float64, requires_grad=True)
     wing.wing_loss(p, torch.zeros(1, 2, 2, dtype=torch.float64)).backward()
@@ -279,6 +299,30 @@ def test_awing_grad_at_zero_is_zero_and_finite():
         assert torch.equal(p.grad, torch.zeros_like(p))
 
 
+def test_awing_deterministic_across_threads():
+    pred, target = _heatmaps((2, 8, 32, 32), torch.float32, "cpu")
+    old = torch.get_num_threads()
+    try:
+        outs = []
+        for nt in (1, 2):
+            torch.set_num_threads(nt)
+            outs.append(wing.adaptive_wing_loss(pred, target))
+    finally:
+        torch.set_num_threads(old)
+    assert torch.equal(outs[0], outs[1])
+
+
+def test_awing_float_edge_lanes_match_reference():
+    # lanes the vectorised float path hands to the exact scalar code
+    target = torch.tensor([0.0, 0.0, 0.5, 0.0, 0.3, 0.9], dtype=torch.float32)
+    pred = torch.tensor([0.0, 1e-40, 0.5, 1e-30, 0.3 + 1e-7, 0.2], dtype=torch.float32)
+    out = wing.adaptive_wing_loss(pred.view(1, 1, 2, 3), target.view(1, 1, 2, 3),
+                                  reduction="none")
+    exp = ref.adaptive_wing_loss(pred.double().view(1, 1, 2, 3),
+                                 target.double().view(1, 1, 2, 3), reduction="none")
+    torch.testing.assert_close(out.double(), exp, rtol=1e-5, atol=1e-6)
+
+
 def test_awing_target_gets_no_grad():
     pred, target = _heatmaps((1, 1, 4, 4), torch.float64, "cpu")
     target.requires_grad_()
@@ -359,9 +403,11 @@ def test_non_contiguous(device):
         assert out.is_contiguous()
     # gradient through a non-contiguous view and an expanded grad_output
     p = hp.detach().clone().requires_grad_()
-    wing.adaptive_wing_loss(p.transpose(2, 3), ht.transpose(2, 3), reduction="none").sum().backward()
+    wing.adaptive_wing_loss(p.transpose(2, 3), ht.transpose(2, 3),
+                            reduction="none").sum().backward()
     p2 = hp.detach().clone().requires_grad_()
-    ref.adaptive_wing_loss(p2.transpose(2, 3), ht.transpose(2, 3), reduction="none").sum().backward()
+    ref.adaptive_wing_loss(p2.transpose(2, 3), ht.transpose(2, 3),
+                           reduction="none").sum().backward()
     torch.testing.assert_close(p.grad, p2.grad)
 
 
