@@ -1,0 +1,115 @@
+// Wing / Adaptive Wing losses: schemas and input checks.
+#include "ops/wing.h"
+
+#include <torch/library.h>
+
+#include <cmath>
+#include <string>
+
+#include "ops/checks.h"
+
+namespace pf3d {
+namespace ops {
+
+int parse_reduction(const char* op, c10::string_view reduction) {
+  if (reduction == "mean") return wing::kMean;
+  if (reduction == "sum") return wing::kSum;
+  if (reduction == "none") return wing::kNone;
+  TORCH_CHECK_VALUE(false, "pyface3d.", op,
+                    ": argument `reduction` must be one of 'mean', 'sum', 'none', got '",
+                    std::string(reduction.data(), reduction.size()), "'");
+  return -1;
+}
+
+namespace {
+void check_pair(const char* op, const at::Tensor& pred, const at::Tensor& target, int64_t dim,
+                const char* shape_doc) {
+  check_dim(op, "pred", pred, dim, shape_doc);
+  check_dim(op, "target", target, dim, shape_doc);
+  TORCH_CHECK_VALUE(pred.sizes() == target.sizes(), "pyface3d.", op,
+                    ": arguments `pred` and `target` must have the same shape ", shape_doc,
+                    ", got ", pred.sizes(), " and ", target.sizes());
+  check_dtype(op, "pred", pred, {at::kFloat, at::kDouble});
+  check_same_dtype(op, "target", target, "pred", pred);
+  check_same_device(op, "target", target, "pred", pred);
+}
+
+void check_finite(const char* op, const char* name, double v) {
+  TORCH_CHECK_VALUE(std::isfinite(v), "pyface3d.", op, ": argument `", name,
+                    "` must be finite, got ", v);
+}
+}  // namespace
+
+int check_wing(const char* op, const at::Tensor& pred, const at::Tensor& target, double omega,
+               double epsilon, c10::string_view reduction) {
+  check_pair(op, pred, target, 3, "(B, N, D)");
+  check_positive(op, "omega", omega);
+  check_positive(op, "epsilon", epsilon);
+  return parse_reduction(op, reduction);
+}
+
+int check_awing(const char* op, const at::Tensor& pred, const at::Tensor& target, double alpha,
+                double omega, double epsilon, double theta, double weight, double threshold,
+                int64_t dilation, c10::string_view reduction) {
+  check_pair(op, pred, target, 4, "(B, K, H, W)");
+  check_finite(op, "alpha", alpha);
+  check_positive(op, "omega", omega);
+  check_positive(op, "epsilon", epsilon);
+  check_positive(op, "theta", theta);
+  TORCH_CHECK_VALUE(std::isfinite(weight) && weight >= 0, "pyface3d.", op,
+                    ": argument `weight` must be finite and >= 0, got ", weight);
+  check_finite(op, "threshold", threshold);
+  TORCH_CHECK_VALUE(dilation >= 1 && dilation % 2 == 1 && dilation <= (1 << 20), "pyface3d.",
+                    op, ": argument `dilation` must be an odd integer in [1, 1048575], got ",
+                    dilation);
+  return parse_reduction(op, reduction);
+}
+
+void check_grad_output(const char* op, const at::Tensor& grad_output, const at::Tensor& pred,
+                       int reduction) {
+  if (reduction == wing::kNone) {
+    TORCH_CHECK_VALUE(grad_output.sizes() == pred.sizes(), "pyface3d.", op,
+                      ": argument `grad_output` must have the shape of `pred` ", pred.sizes(),
+                      " for reduction 'none', got ", grad_output.sizes());
+  } else {
+    TORCH_CHECK_VALUE(grad_output.numel() == 1, "pyface3d.", op,
+                      ": argument `grad_output` must be a scalar for reduction 'mean'/'sum', "
+                      "got shape ",
+                      grad_output.sizes());
+  }
+  check_same_dtype(op, "grad_output", grad_output, "pred", pred);
+  check_same_device(op, "grad_output", grad_output, "pred", pred);
+}
+
+wing::AWingParams make_awing_params(double alpha, double omega, double epsilon, double theta,
+                                    double weight, double threshold, int64_t dilation) {
+  wing::AWingParams p;
+  p.alpha = alpha;
+  p.omega = omega;
+  p.epsilon = epsilon;
+  p.theta = theta;
+  p.weight = weight;
+  p.threshold = threshold;
+  p.dilation = static_cast<int>(dilation);
+  return p;
+}
+
+}  // namespace ops
+}  // namespace pf3d
+
+TORCH_LIBRARY_FRAGMENT(pyface3d, m) {
+  m.def(
+      "wing_loss(Tensor pred, Tensor target, float omega=10.0, float epsilon=2.0, "
+      "str reduction=\"mean\") -> Tensor");
+  m.def(
+      "_wing_loss_backward(Tensor grad_output, Tensor pred, Tensor target, float omega, "
+      "float epsilon, str reduction) -> Tensor");
+  m.def(
+      "adaptive_wing_loss(Tensor pred, Tensor target, float alpha=2.1, float omega=14.0, "
+      "float epsilon=1.0, float theta=0.5, float weight=10.0, float threshold=0.2, "
+      "int dilation=3, str reduction=\"mean\") -> Tensor");
+  m.def(
+      "_adaptive_wing_loss_backward(Tensor grad_output, Tensor pred, Tensor target, "
+      "float alpha, float omega, float epsilon, float theta, float weight, float threshold, "
+      "int dilation, str reduction) -> Tensor");
+}

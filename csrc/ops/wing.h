@@ -1,0 +1,35 @@
+// Wing / Adaptive Wing losses: input checks shared by the CPU and CUDA ops.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+#include <c10/util/string_view.h>
+
+#include "kernels/wing.h"
+
+namespace pf3d {
+namespace ops {
+
+// "none" -> kNone, "mean" -> kMean, "sum" -> kSum; ValueError otherwise.
+int parse_reduction(const char* op, c10::string_view reduction);
+
+// pred/target (B, N, D), same dtype (float32/float64), same device; omega, epsilon > 0.
+// Returns the reduction code.
+int check_wing(const char* op, const at::Tensor& pred, const at::Tensor& target, double omega,
+               double epsilon, c10::string_view reduction);
+
+// pred/target (B, K, H, W), same dtype (float32/float64), same device; omega, epsilon,
+// theta > 0; alpha, threshold finite; weight finite and >= 0; dilation odd and >= 1.
+int check_awing(const char* op, const at::Tensor& pred, const at::Tensor& target, double alpha,
+                double omega, double epsilon, double theta, double weight, double threshold,
+                int64_t dilation, c10::string_view reduction);
+
+// grad_output: the shape of pred for reduction "none", a scalar otherwise; dtype and
+// device of pred.
+void check_grad_output(const char* op, const at::Tensor& grad_output, const at::Tensor& pred,
+                       int reduction);
+
+wing::AWingParams make_awing_params(double alpha, double omega, double epsilon, double theta,
+                                    double weight, double threshold, int64_t dilation);
+
+}  // namespace ops
+}  // namespace pf3d
