@@ -1,0 +1,226 @@
+// CPU rasterizer and interpolation (torch-free). See raster.h for the rules.
+//
+// rasterize: for each (batch element, band of rows) task
+//   pass 0 (per vertex): the window-relative range of pixel centres each
+//     coordinate spans (ceil/floor, clamped) -> 16 bytes per vertex;
+//   pass 1 (per triangle): the triangle's centre box is the min of the ceils and
+//     the max of the floors of its vertices (integer min/max only), so the many
+//     sub-pixel triangles that contain no centre are rejected in a handful of
+//     instructions; the rest get the exact float64 edge setup, the centres in
+//     the box are tested directly (not incrementally, so the result does not
+//     depend on the window) and the z-test writes face/bary/depth of winners;
+//   pass 2 (per pixel): background depth -inf -> 0.
+// Triangles are visited in increasing index order and a later triangle wins
+// only with a strictly larger depth, which gives the "smaller face on ties" rule.
+#include "kernels/raster.h"
+
+#include <algorithm>
+#include <limits>
+#include <vector>
+
+namespace pf3d {
+namespace raster {
+
+namespace {
+
+inline int64_t num_threads() {
+#if defined(PF3D_USE_ATEN_PARALLEL)
+  return at::get_num_threads();
+#elif defined(_OPENMP)
+  return omp_get_max_threads();
+#else
+  return 1;
+#endif
+}
+
+struct VBox {
+  int32_t cx, fx, cy, fy;
+};
+
+inline int32_t min3(int32_t a, int32_t b, int32_t c) { return std::min(a, std::min(b, c)); }
+inline int32_t max3(int32_t a, int32_t b, int32_t c) { return std::max(a, std::max(b, c)); }
+
+template <typename T>
+void raster_band(const T* verts, const int32_t* tris, const RasterParams& p, int64_t r0,
+                 int64_t r1, VBox* vbox, int32_t* face, T* bary, T* depth) {
+  const int64_t W = p.W;
+  const double dx0 = (double)p.x0, dy0 = (double)p.y0;
+  // pass 0
+  for (int64_t v = 0; v < p.N; ++v) {
+    VBox& q = vbox[v];
+    centre_range((double)verts[3 * v] - dx0, p.W, q.cx, q.fx);
+    centre_range((double)verts[3 * v + 1] - dy0, p.H, q.cy, q.fy);
+  }
+  // init the band
+  for (int64_t i = r0; i < r1; ++i) {
+    for (int64_t j = 0; j < W; ++j) {
+      face[i * W + j] = -1;
+      depth[i * W + j] = -std::numeric_limits<T>::infinity();
+    }
+  }
+  std::fill(bary + r0 * W * 3, bary + r1 * W * 3, T(0));
+  const int32_t rlo = (int32_t)r0, rhi = (int32_t)(r1 - 1), chi = (int32_t)(W - 1);
+  // pass 1
+  for (int64_t f = 0; f < p.F; ++f) {
+    const int32_t ia = tris[3 * f], ib = tris[3 * f + 1], ic = tris[3 * f + 2];
+    const VBox a = vbox[ia], b = vbox[ib], c = vbox[ic];
+    const int32_t imin = std::max(rlo, min3(a.cy, b.cy, c.cy));
+    const int32_t imax = std::min(rhi, max3(a.fy, b.fy, c.fy));
+    const int32_t jmin = std::max(0, min3(a.cx, b.cx, c.cx));
+    const int32_t jmax = std::min(chi, max3(a.fx, b.fx, c.fx));
+    if (imin > imax || jmin > jmax) continue;
+    TriSetup t;
+    if (!tri_setup(verts + 3 * (int64_t)ia, verts + 3 * (int64_t)ib, verts + 3 * (int64_t)ic, t))
+      continue;
+    for (int32_t i = imin; i <= imax; ++i) {
+      const double py = (double)(p.y0 + i);
+      for (int32_t j = jmin; j <= jmax; ++j) {
+        const double px = (double)(p.x0 + j);
+        double bc[3], z;
+        if (!tri_eval(t, px, py, bc, z)) continue;
+        const T zt = depth_value<T>(z);
+        const int64_t pix = (int64_t)i * W + j;
+        if (face[pix] < 0 || zt > depth[pix]) {
+          face[pix] = (int32_t)f;
+          depth[pix] = zt;
+          bary[3 * pix] = (T)bc[0];
+          bary[3 * pix + 1] = (T)bc[1];
+          bary[3 * pix + 2] = (T)bc[2];
+        }
+      }
+    }
+  }
+  // pass 2
+  for (int64_t pix = r0 * W; pix < r1 * W; ++pix)
+    if (face[pix] < 0) depth[pix] = T(0);
+}
+
+}  // namespace
+
+template <typename T>
+void rasterize_cpu(const T* vertices, const int32_t* triangles, const RasterParams& p,
+                   int32_t* face_index, T* bary, T* depth) {
+  if (p.B <= 0 || p.H <= 0 || p.W <= 0) return;
+  const int64_t HW = p.H * p.W;
+  const int64_t threads = std::max<int64_t>(1, num_threads());
+  // bands per batch element: only when the batch alone cannot fill the threads
+  int64_t bands = 1;
+  if (p.B < threads) {
+    bands = (threads + p.B - 1) / p.B;
+    bands = std::min<int64_t>(bands, std::max<int64_t>(1, p.H / 8));  // >= 8 rows per band
+    // banding repeats pass 0 and the triangle loop; skip it for tiny images
+    if (HW < 4096) bands = 1;
+  }
+  const int64_t rows_per_band = (p.H + bands - 1) / bands;
+  const int64_t tasks = p.B * bands;
+  parallel_for(0, tasks, 1, [&](int64_t t0, int64_t t1) {
+    std::vector<VBox> vbox((size_t)std::max<int64_t>(p.N, 1));
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t b = t / bands, band = t % bands;
+      const int64_t r0 = band * rows_per_band;
+      const int64_t r1 = std::min(p.H, r0 + rows_per_band);
+      if (r0 >= r1) continue;
+      raster_band<T>(vertices + b * p.N * 3, triangles, p, r0, r1, vbox.data(),
+                     face_index + b * HW, bary + b * HW * 3, depth + b * HW);
+    }
+  });
+}
+
+template <typename T>
+void interpolate_cpu(const T* attributes, const int32_t* face_index, const T* bary,
+                     const int32_t* triangles, const InterpParams& p, T* out) {
+  const int64_t total = p.B * p.HW;
+  const int64_t C = p.C;
+  parallel_for(0, total, 1024, [&](int64_t s, int64_t e) {
+    for (int64_t q = s; q < e; ++q) {
+      T* o = out + q * C;
+      const int32_t f = face_index[q];
+      if (f < 0) {
+        for (int64_t c = 0; c < C; ++c) o[c] = T(0);
+        continue;
+      }
+      const int64_t b = q / p.HW;
+      const T* A = attributes + (p.broadcast ? 0 : b * p.N * C);
+      const T* a0 = A + (int64_t)triangles[3 * (int64_t)f] * C;
+      const T* a1 = A + (int64_t)triangles[3 * (int64_t)f + 1] * C;
+      const T* a2 = A + (int64_t)triangles[3 * (int64_t)f + 2] * C;
+      const T w0 = bary[3 * q], w1 = bary[3 * q + 1], w2 = bary[3 * q + 2];
+      for (int64_t c = 0; c < C; ++c) o[c] = w0 * a0[c] + w1 * a1[c] + w2 * a2[c];
+    }
+  });
+}
+
+namespace {
+template <typename T>
+void scatter_pixels(const T* grad, const int32_t* face_index, const T* bary,
+                    const int32_t* triangles, int64_t q0, int64_t q1, int64_t C, T* G) {
+  for (int64_t q = q0; q < q1; ++q) {
+    const int32_t f = face_index[q];
+    if (f < 0) continue;
+    const T* g = grad + q * C;
+    for (int k = 0; k < 3; ++k) {
+      const T w = bary[3 * q + k];
+      T* dst = G + (int64_t)triangles[3 * (int64_t)f + k] * C;
+      for (int64_t c = 0; c < C; ++c) dst[c] += w * g[c];
+    }
+  }
+}
+}  // namespace
+
+template <typename T>
+void interpolate_backward_cpu(const T* grad, const int32_t* face_index, const T* bary,
+                              const int32_t* triangles, const InterpParams& p,
+                              T* grad_attributes) {
+  const int64_t NC = p.N * p.C;
+  if (!p.broadcast) {
+    // one batch element per task, pixels in order: deterministic
+    parallel_for(0, p.B, 1, [&](int64_t b0, int64_t b1) {
+      for (int64_t b = b0; b < b1; ++b) {
+        T* G = grad_attributes + b * NC;
+        std::fill(G, G + NC, T(0));
+        scatter_pixels<T>(grad + b * p.HW * p.C, face_index + b * p.HW, bary + b * p.HW * 3,
+                          triangles, 0, p.HW, p.C, G);
+      }
+    });
+    return;
+  }
+  std::fill(grad_attributes, grad_attributes + NC, T(0));
+  if (p.B <= 0) return;
+  // Fixed chunking of the batch (independent of the thread count): chunk k
+  // accumulates its batch elements in order into its own buffer; the buffers
+  // are then summed in chunk order.
+  const int64_t chunks = std::min<int64_t>(p.B, 8);
+  if (chunks == 1) {
+    scatter_pixels<T>(grad, face_index, bary, triangles, 0, p.B * p.HW, p.C, grad_attributes);
+    return;
+  }
+  std::vector<T> partial((size_t)(chunks * NC), T(0));
+  parallel_for(0, chunks, 1, [&](int64_t k0, int64_t k1) {
+    for (int64_t k = k0; k < k1; ++k) {
+      const int64_t bs = k * p.B / chunks, be = (k + 1) * p.B / chunks;
+      scatter_pixels<T>(grad + bs * p.HW * p.C, face_index + bs * p.HW, bary + bs * p.HW * 3,
+                        triangles, 0, (be - bs) * p.HW, p.C, partial.data() + k * NC);
+    }
+  });
+  parallel_for(0, NC, 4096, [&](int64_t s, int64_t e) {
+    for (int64_t i = s; i < e; ++i) {
+      T acc = partial[i];
+      for (int64_t k = 1; k < chunks; ++k) acc += partial[k * NC + i];
+      grad_attributes[i] = acc;
+    }
+  });
+}
+
+#define PF3D_RASTER_INST(T)                                                                   \
+  template void rasterize_cpu<T>(const T*, const int32_t*, const RasterParams&, int32_t*, T*, \
+                                 T*);                                                         \
+  template void interpolate_cpu<T>(const T*, const int32_t*, const T*, const int32_t*,        \
+                                   const InterpParams&, T*);                                  \
+  template void interpolate_backward_cpu<T>(const T*, const int32_t*, const T*,               \
+                                            const int32_t*, const InterpParams&, T*);
+PF3D_RASTER_INST(float)
+PF3D_RASTER_INST(double)
+#undef PF3D_RASTER_INST
+
+}  // namespace raster
+}  // namespace pf3d
