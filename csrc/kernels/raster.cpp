@@ -33,23 +33,29 @@ inline int64_t num_threads() {
 #endif
 }
 
+// Per-vertex centre ranges; int16 when the window allows it (8 bytes a vertex
+// keeps the table in L2 for BFM-sized meshes), int32 otherwise.
+template <typename I>
 struct VBox {
-  int32_t cx, fx, cy, fy;
+  I cx, fx, cy, fy;
 };
 
-inline int32_t min3(int32_t a, int32_t b, int32_t c) { return std::min(a, std::min(b, c)); }
-inline int32_t max3(int32_t a, int32_t b, int32_t c) { return std::max(a, std::max(b, c)); }
+template <typename I>
+inline int32_t min3(I a, I b, I c) { return std::min(a, std::min(b, c)); }
+template <typename I>
+inline int32_t max3(I a, I b, I c) { return std::max(a, std::max(b, c)); }
 
-template <typename T>
+template <typename T, typename I>
 void raster_band(const T* verts, const int32_t* tris, const RasterParams& p, int64_t r0,
-                 int64_t r1, VBox* vbox, int32_t* face, T* bary, T* depth) {
+                 int64_t r1, VBox<I>* vbox, int32_t* cand_buf, int32_t* face, T* bary, T* depth) {
   const int64_t W = p.W;
   const double dx0 = (double)p.x0, dy0 = (double)p.y0;
   // pass 0
   for (int64_t v = 0; v < p.N; ++v) {
-    VBox& q = vbox[v];
-    centre_range((double)verts[3 * v] - dx0, p.W, q.cx, q.fx);
-    centre_range((double)verts[3 * v + 1] - dy0, p.H, q.cy, q.fy);
+    int32_t cx, fx, cy, fy;
+    centre_range((double)verts[3 * v] - dx0, p.W, cx, fx);
+    centre_range((double)verts[3 * v + 1] - dy0, p.H, cy, fy);
+    vbox[v] = VBox<I>{(I)cx, (I)fx, (I)cy, (I)fy};
   }
   // init the band
   for (int64_t i = r0; i < r1; ++i) {
@@ -60,15 +66,27 @@ void raster_band(const T* verts, const int32_t* tris, const RasterParams& p, int
   }
   std::fill(bary + r0 * W * 3, bary + r1 * W * 3, T(0));
   const int32_t rlo = (int32_t)r0, rhi = (int32_t)(r1 - 1), chi = (int32_t)(W - 1);
-  // pass 1
+  // pass 1a: branch-free compaction of the triangles whose box holds a centre
+  int32_t* cand = cand_buf;
+  int64_t nc = 0;
   for (int64_t f = 0; f < p.F; ++f) {
-    const int32_t ia = tris[3 * f], ib = tris[3 * f + 1], ic = tris[3 * f + 2];
-    const VBox a = vbox[ia], b = vbox[ib], c = vbox[ic];
+    const VBox<I> a = vbox[tris[3 * f]], b = vbox[tris[3 * f + 1]], c = vbox[tris[3 * f + 2]];
     const int32_t imin = std::max(rlo, min3(a.cy, b.cy, c.cy));
     const int32_t imax = std::min(rhi, max3(a.fy, b.fy, c.fy));
     const int32_t jmin = std::max(0, min3(a.cx, b.cx, c.cx));
     const int32_t jmax = std::min(chi, max3(a.fx, b.fx, c.fx));
-    if (imin > imax || jmin > jmax) continue;
+    cand[nc] = (int32_t)f;
+    nc += (imin <= imax) & (jmin <= jmax);
+  }
+  // pass 1b: exact coverage and z-test of the candidates, in face order
+  for (int64_t q = 0; q < nc; ++q) {
+    const int64_t f = cand[q];
+    const int32_t ia = tris[3 * f], ib = tris[3 * f + 1], ic = tris[3 * f + 2];
+    const VBox<I> a = vbox[ia], b = vbox[ib], c = vbox[ic];
+    const int32_t imin = std::max(rlo, min3(a.cy, b.cy, c.cy));
+    const int32_t imax = std::min(rhi, max3(a.fy, b.fy, c.fy));
+    const int32_t jmin = std::max(0, min3(a.cx, b.cx, c.cx));
+    const int32_t jmax = std::min(chi, max3(a.fx, b.fx, c.fx));
     TriSetup t;
     if (!tri_setup(verts + 3 * (int64_t)ia, verts + 3 * (int64_t)ib, verts + 3 * (int64_t)ic, t))
       continue;
@@ -114,14 +132,21 @@ void rasterize_cpu(const T* vertices, const int32_t* triangles, const RasterPara
   const int64_t rows_per_band = (p.H + bands - 1) / bands;
   const int64_t tasks = p.B * bands;
   parallel_for(0, tasks, 1, [&](int64_t t0, int64_t t1) {
-    std::vector<VBox> vbox((size_t)std::max<int64_t>(p.N, 1));
+    const bool small = p.W < 32000 && p.H < 32000;
+    std::vector<VBox<int16_t>> vb16(small ? (size_t)std::max<int64_t>(p.N, 1) : 0);
+    std::vector<VBox<int32_t>> vb32(small ? 0 : (size_t)std::max<int64_t>(p.N, 1));
+    std::vector<int32_t> cand((size_t)std::max<int64_t>(p.F, 1));
     for (int64_t t = t0; t < t1; ++t) {
       const int64_t b = t / bands, band = t % bands;
       const int64_t r0 = band * rows_per_band;
       const int64_t r1 = std::min(p.H, r0 + rows_per_band);
       if (r0 >= r1) continue;
-      raster_band<T>(vertices + b * p.N * 3, triangles, p, r0, r1, vbox.data(),
-                     face_index + b * HW, bary + b * HW * 3, depth + b * HW);
+      if (small)
+        raster_band<T, int16_t>(vertices + b * p.N * 3, triangles, p, r0, r1, vb16.data(),
+                                cand.data(), face_index + b * HW, bary + b * HW * 3, depth + b * HW);
+      else
+        raster_band<T, int32_t>(vertices + b * p.N * 3, triangles, p, r0, r1, vb32.data(),
+                                cand.data(), face_index + b * HW, bary + b * HW * 3, depth + b * HW);
     }
   });
 }

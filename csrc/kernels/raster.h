@@ -72,19 +72,17 @@ PF3D_HD bool finite3(double a, double b, double c) {
 // Range of pixel-centre indices [c, f] (window relative) spanned by one
 // coordinate u = (vertex coordinate - window origin), clamped to [-1, n].
 // c = ceil(u), f = floor(u) up to rounding that can only widen the range by
-// one (the exact edge tests decide coverage). Non-finite u gives (0, 0); such
+// one (the exact edge tests decide coverage). NaN u is treated as -1; such
 // vertices are rejected later by tri_setup. Never converts a NaN/Inf to int.
+// (n <= 2^30 is checked by the op, so v fits int32.)
 PF3D_HD void centre_range(double u, int64_t n, int32_t& c, int32_t& f) {
-  if (!(u >= -1.0)) {
-    if (u != u) { c = 0; f = 0; return; }
-    u = -1.0;
-  } else if (u > (double)n) {
-    u = (double)n;
-  }
+  // branch-free (vectorisable): NaN -> -1 by the first select
+  u = (u >= -1.0) ? u : -1.0;
+  u = (u <= (double)n) ? u : (double)n;
   const double v = u + 1.0;                 // in [0, n + 1]
-  const int64_t t = (int64_t)v;             // floor(v), v >= 0
-  f = (int32_t)(t - 1);
-  c = (int32_t)(t - 1 + ((double)t < v ? 1 : 0));
+  const int32_t t = (int32_t)v;             // floor(v), v >= 0
+  f = t - 1;
+  c = t - 1 + ((double)t < v ? 1 : 0);
 }
 
 // Per-triangle setup: normalised edge functions w_k (k = edge opposite vertex k)
@@ -139,10 +137,11 @@ PF3D_HD bool tri_eval(const TriSetup& t, double px, double py, double b[3], doub
 #pragma unroll
   for (int k = 0; k < 3; ++k)
     w[k] = dsub(dmul(t.sdx[k], dsub(py, t.ly[k])), dmul(t.sdy[k], dsub(px, t.lx[k])));
-  if (!(edge_ok(w[0], t.incl[0]) && edge_ok(w[1], t.incl[1]) && edge_ok(w[2], t.incl[2])))
-    return false;
   const double sum = dadd(dadd(w[0], w[1]), w[2]);
-  if (!(sum > 0.0)) return false;
+  // non-short-circuit: one branch instead of four
+  if (!(edge_ok(w[0], t.incl[0]) & edge_ok(w[1], t.incl[1]) & edge_ok(w[2], t.incl[2]) &
+        (sum > 0.0)))
+    return false;
   b[0] = ddiv(w[0], sum);
   b[1] = ddiv(w[1], sum);
   b[2] = ddiv(w[2], sum);
