@@ -28,6 +28,11 @@ __device__ __forceinline__ unsigned long long ordered64(double z) {
   return (u & 0x8000000000000000ull) ? ~u : (u | 0x8000000000000000ull);
 }
 
+__device__ __forceinline__ float rn_mul(float a, float b) { return __fmul_rn(a, b); }
+__device__ __forceinline__ double rn_mul(double a, double b) { return __dmul_rn(a, b); }
+__device__ __forceinline__ float rn_add(float a, float b) { return __fadd_rn(a, b); }
+__device__ __forceinline__ double rn_add(double a, double b) { return __dadd_rn(a, b); }
+
 inline int blocks_for(int64_t n) {
   int64_t b = (n + kThreads - 1) / kThreads;
   return (int)std::min<int64_t>(std::max<int64_t>(b, 1), 1 << 20);
@@ -154,9 +159,8 @@ __global__ void interpolate_kernel(const T* __restrict__ attr, const int32_t* __
       const T a1 = A[(int64_t)tris[3 * (int64_t)f + 1] * p.C + c];
       const T a2 = A[(int64_t)tris[3 * (int64_t)f + 2] * p.C + c];
       // same rounding as the CPU and the reference: no contraction
-      v = bary[3 * q] * a0;
-      v = v + bary[3 * q + 1] * a1;
-      v = v + bary[3 * q + 2] * a2;
+      v = rn_add(rn_add(rn_mul(bary[3 * q], a0), rn_mul(bary[3 * q + 1], a1)),
+                 rn_mul(bary[3 * q + 2], a2));
     }
     out[e] = v;
   }
