@@ -15,8 +15,13 @@
 #include "kernels/raster.h"
 
 #include <algorithm>
+#include <cmath>
 #include <limits>
 #include <vector>
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 namespace pf3d {
 namespace raster {
@@ -45,6 +50,30 @@ inline int32_t min3(I a, I b, I c) { return std::min(a, std::min(b, c)); }
 template <typename I>
 inline int32_t max3(I a, I b, I c) { return std::max(a, std::max(b, c)); }
 
+// Cheap pre-test for a candidate with a single centre in its box: true only
+// when the centre is outside the triangle by a margin far above the rounding
+// error of any evaluation order (so it never rejects what the exact canonical
+// test in tri_eval would cover). NaN coordinates make every comparison false.
+template <typename T>
+inline bool surely_outside(const T* a, const T* b, const T* c, double px, double py) {
+  const double ax = a[0], ay = a[1], bx = b[0], by = b[1], cx = c[0], cy = c[1];
+  const double area = (bx - ax) * (cy - ay) - (by - ay) * (cx - ax);
+  const double e0 = (cx - bx) * (py - by) - (cy - by) * (px - bx);
+  const double e1 = (ax - cx) * (py - cy) - (ay - cy) * (px - cx);
+  const double e2 = (bx - ax) * (py - ay) - (by - ay) * (px - ax);
+  // every product above is bounded by D^2, D = the larger side of the box
+  // spanned by the triangle and the centre
+  const double xl = std::min(std::min(ax, bx), std::min(cx, px));
+  const double xh = std::max(std::max(ax, bx), std::max(cx, px));
+  const double yl = std::min(std::min(ay, by), std::min(cy, py));
+  const double yh = std::max(std::max(ay, by), std::max(cy, py));
+  const double d = std::max(xh - xl, yh - yl);
+  const double m = 1e-9 * d * d;
+  if (!(std::fabs(area) > 4 * m)) return false;  // near-degenerate: exact path
+  const double s = area > 0 ? 1.0 : -1.0;
+  return (s * e0 < -m) | (s * e1 < -m) | (s * e2 < -m);
+}
+
 template <typename T, typename I>
 void raster_band(const T* verts, const int32_t* tris, const RasterParams& p, int64_t r0,
                  int64_t r1, VBox<I>* vbox, int32_t* cand_buf, int32_t* face, T* bary, T* depth) {
@@ -69,14 +98,35 @@ void raster_band(const T* verts, const int32_t* tris, const RasterParams& p, int
   // pass 1a: branch-free compaction of the triangles whose box holds a centre
   int32_t* cand = cand_buf;
   int64_t nc = 0;
-  for (int64_t f = 0; f < p.F; ++f) {
-    const VBox<I> a = vbox[tris[3 * f]], b = vbox[tris[3 * f + 1]], c = vbox[tris[3 * f + 2]];
-    const int32_t imin = std::max(rlo, min3(a.cy, b.cy, c.cy));
-    const int32_t imax = std::min(rhi, max3(a.fy, b.fy, c.fy));
-    const int32_t jmin = std::max(0, min3(a.cx, b.cx, c.cx));
-    const int32_t jmax = std::min(chi, max3(a.fx, b.fx, c.fx));
-    cand[nc] = (int32_t)f;
-    nc += (imin <= imax) & (jmin <= jmax);
+#if defined(__SSE2__)
+  if (sizeof(I) == 2) {
+    // int16 lanes (cx, fx, cy, fy): one min and one max over the 3 vertices
+    const __m128i lo_clamp = _mm_setr_epi16(0, 0, (int16_t)rlo, 0, 0, 0, 0, 0);
+    const __m128i hi_clamp = _mm_setr_epi16((int16_t)chi, 0, (int16_t)rhi, 0, 0, 0, 0, 0);
+    for (int64_t f = 0; f < p.F; ++f) {
+      const __m128i a = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(vbox + tris[3 * f]));
+      const __m128i b = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(vbox + tris[3 * f + 1]));
+      const __m128i c = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(vbox + tris[3 * f + 2]));
+      const __m128i mn = _mm_max_epi16(_mm_min_epi16(a, _mm_min_epi16(b, c)), lo_clamp);
+      const __m128i mx = _mm_srli_epi64(_mm_max_epi16(a, _mm_max_epi16(b, c)), 16);
+      const __m128i mxc = _mm_min_epi16(mx, hi_clamp);
+      // lanes 0 (columns) and 2 (rows): empty when min > max
+      const int bad = _mm_movemask_epi8(_mm_cmpgt_epi16(mn, mxc)) & 0x33;
+      cand[nc] = (int32_t)f;
+      nc += bad == 0;
+    }
+  } else
+#endif
+  {
+    for (int64_t f = 0; f < p.F; ++f) {
+      const VBox<I> a = vbox[tris[3 * f]], b = vbox[tris[3 * f + 1]], c = vbox[tris[3 * f + 2]];
+      const int32_t imin = std::max(rlo, min3(a.cy, b.cy, c.cy));
+      const int32_t imax = std::min(rhi, max3(a.fy, b.fy, c.fy));
+      const int32_t jmin = std::max(0, min3(a.cx, b.cx, c.cx));
+      const int32_t jmax = std::min(chi, max3(a.fx, b.fx, c.fx));
+      cand[nc] = (int32_t)f;
+      nc += (imin <= imax) & (jmin <= jmax);
+    }
   }
   // pass 1b: exact coverage and z-test of the candidates, in face order
   for (int64_t q = 0; q < nc; ++q) {
@@ -87,9 +137,14 @@ void raster_band(const T* verts, const int32_t* tris, const RasterParams& p, int
     const int32_t imax = std::min(rhi, max3(a.fy, b.fy, c.fy));
     const int32_t jmin = std::max(0, min3(a.cx, b.cx, c.cx));
     const int32_t jmax = std::min(chi, max3(a.fx, b.fx, c.fx));
-    TriSetup t;
-    if (!tri_setup(verts + 3 * (int64_t)ia, verts + 3 * (int64_t)ib, verts + 3 * (int64_t)ic, t))
+    const T* va = verts + 3 * (int64_t)ia;
+    const T* vb = verts + 3 * (int64_t)ib;
+    const T* vc = verts + 3 * (int64_t)ic;
+    if (imin == imax && jmin == jmax &&
+        surely_outside(va, vb, vc, (double)(p.x0 + jmin), (double)(p.y0 + imin)))
       continue;
+    TriSetup t;
+    if (!tri_setup(va, vb, vc, t)) continue;
     for (int32_t i = imin; i <= imax; ++i) {
       const double py = (double)(p.y0 + i);
       for (int32_t j = jmin; j <= jmax; ++j) {
