@@ -59,7 +59,7 @@ def rasterize(vertices, triangles, height, width, x0=0, y0=0):
     best_z = torch.full((B, P), float("-inf"), dtype=dtype, device=dev)
     best_f = torch.full((B, P), -1, dtype=torch.int64, device=dev)
     best_b = torch.zeros((B, P, 3), dtype=dtype, device=dev)
-    chunk = max(1, (1 << 21) // max(1, B * P))
+    chunk = max(1, (1 << 18) // max(1, B * P))  # bounds temporaries to ~10 MB
     for f0 in range(0, F, chunk):  # loop over chunks of triangles, not elements
         sl = slice(f0, min(F, f0 + chunk))
         e = lambda t: t[:, sl, :, None]  # noqa: E731  (B, Fc, 3, 1)
