@@ -101,7 +101,7 @@ def extensions():
         sources += sorted(glob.glob("csrc/ops/cuda/*.cpp"))
 
     opt = ["-O0", "-g"] if debug else ["-O3"]
-    cxx = opt + ["-std=c++20", "-DPF3D_USE_ATEN_PARALLEL", "-fvisibility=hidden",
+    cxx = opt + ["-std=c++20", "-ffp-contract=off", "-DPF3D_USE_ATEN_PARALLEL", "-fvisibility=hidden",
                  "-Wall", "-Wno-unknown-pragmas", "-Wno-sign-compare"]
     nvcc_flags = opt + ["-std=c++17", "--expt-relaxed-constexpr", "-lineinfo"]
     macros = []
