@@ -7,6 +7,8 @@
 #include <c10/cuda/CUDAStream.h>
 #include <torch/library.h>
 
+#include <algorithm>
+
 #include "kernels/cuda/morphable.cuh"
 #include "ops/morphable.h"
 
