@@ -8,6 +8,8 @@ unavailable.
 """
 import warnings
 
+import torch  # noqa: F401  (loads libc10/libtorch, which _C links against)
+
 try:
     from pyface3d import _C  # noqa: F401  (registers torch.ops.pyface3d.*)
 
