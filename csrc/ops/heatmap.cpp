@@ -1,6 +1,8 @@
 // Landmark heatmaps: schemas and input checks.
 #include "ops/heatmap.h"
 
+#include <ATen/ops/empty.h>
+#include <ATen/ops/gt.h>
 #include <torch/library.h>
 
 #include <cmath>
@@ -110,6 +112,102 @@ void check_soft_argmax_backward(const at::Tensor& grad_coords, const at::Tensor&
     check_same_dtype(op, names[i], t, "heatmaps", heatmaps);
     check_same_device(op, names[i], t, "heatmaps", heatmaps);
   }
+}
+
+namespace {
+void check_map_elems(const char* op, int64_t H, int64_t W, int64_t max_map_elems) {
+  check_numel_fits(op, "one map (H, W)", H, W, 1, 1, max_map_elems);
+}
+}  // namespace
+
+EncodeCall prepare_heatmap_encode(const at::Tensor& points,
+                                  const std::optional<at::Tensor>& visibility, int64_t height,
+                                  int64_t width, double sigma, bool unbiased,
+                                  std::optional<at::ScalarType> dtype, c10::DeviceType device,
+                                  int64_t max_map_elems) {
+  const char* op = "heatmap_encode";
+  const at::ScalarType out_dtype =
+      check_heatmap_encode(points, visibility, height, width, sigma, dtype);
+  check_device_type(op, "points", points, device);
+  check_map_elems(op, height, width, max_map_elems);
+  EncodeCall c;
+  const int64_t B = points.size(0), K = points.size(1);
+  c.heatmaps = at::empty({B, K, height, width}, points.options().dtype(out_dtype));
+  c.weight = at::empty({B, K}, points.options().dtype(at::kFloat));
+  c.empty = B * K == 0;
+  c.points = points.contiguous();
+  if (visibility.has_value() && !c.empty) c.vis = at::gt(*visibility, 0).contiguous();
+  c.p.maps = B * K;
+  c.p.height = height;
+  c.p.width = width;
+  c.p.sigma = sigma;
+  c.p.unbiased = unbiased;
+  c.in_dtype = heatmap_dtype(c.points.scalar_type());
+  c.out_dtype = heatmap_dtype(out_dtype);
+  return c;
+}
+
+DecodeCall prepare_heatmap_decode(const at::Tensor& heatmaps, c10::string_view refine,
+                                  int64_t blur_kernel, c10::DeviceType device,
+                                  int64_t max_map_elems) {
+  const char* op = "heatmap_decode";
+  const int mode = check_heatmap_decode(heatmaps, refine, blur_kernel);
+  check_device_type(op, "heatmaps", heatmaps, device);
+  const int64_t B = heatmaps.size(0), K = heatmaps.size(1), H = heatmaps.size(2),
+                W = heatmaps.size(3);
+  check_map_elems(op, H, W, max_map_elems);
+  DecodeCall c;
+  const at::ScalarType cd = heatmaps.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
+  c.coords = at::empty({B, K, 2}, heatmaps.options().dtype(cd));
+  c.scores = at::empty({B, K}, heatmaps.options().dtype(cd));
+  c.empty = B * K == 0;
+  c.heatmaps = heatmaps.contiguous();
+  c.p.maps = B * K;
+  c.p.height = H;
+  c.p.width = W;
+  c.p.refine = mode;
+  if (mode == heatmap::kRefineDark) heatmap::dark_weights(int(blur_kernel), &c.w);
+  c.dtype = heatmap_dtype(heatmaps.scalar_type());
+  return c;
+}
+
+namespace {
+SoftArgmaxCall soft_argmax_call(const at::Tensor& heatmaps, double beta,
+                                int64_t max_map_elems, const char* op) {
+  check_map_elems(op, heatmaps.size(2), heatmaps.size(3), max_map_elems);
+  SoftArgmaxCall c;
+  c.empty = heatmaps.size(0) * heatmaps.size(1) == 0;
+  c.heatmaps = heatmaps.contiguous();
+  c.p.maps = heatmaps.size(0) * heatmaps.size(1);
+  c.p.height = heatmaps.size(2);
+  c.p.width = heatmaps.size(3);
+  c.p.beta = beta;
+  c.dtype = heatmap_dtype(heatmaps.scalar_type());
+  return c;
+}
+}  // namespace
+
+SoftArgmaxCall prepare_soft_argmax(const at::Tensor& heatmaps, double beta,
+                                   c10::DeviceType device, int64_t max_map_elems) {
+  check_soft_argmax("soft_argmax", heatmaps, beta);
+  check_device_type("soft_argmax", "heatmaps", heatmaps, device);
+  SoftArgmaxCall c = soft_argmax_call(heatmaps, beta, max_map_elems, "soft_argmax");
+  c.out = at::empty({heatmaps.size(0), heatmaps.size(1), 2}, heatmaps.options());
+  return c;
+}
+
+SoftArgmaxCall prepare_soft_argmax_backward(const at::Tensor& grad_coords,
+                                            const at::Tensor& heatmaps, const at::Tensor& coords,
+                                            double beta, c10::DeviceType device,
+                                            int64_t max_map_elems) {
+  const char* op = "_soft_argmax_backward";
+  check_soft_argmax_backward(grad_coords, heatmaps, coords, beta);
+  check_device_type(op, "heatmaps", heatmaps, device);
+  SoftArgmaxCall c = soft_argmax_call(heatmaps, beta, max_map_elems, op);
+  c.out = at::empty(heatmaps.sizes(), heatmaps.options());
+  c.grad = grad_coords.contiguous();
+  c.coords = coords.contiguous();
+  return c;
 }
 
 }  // namespace ops

@@ -5,6 +5,9 @@
 #include <ATen/core/Tensor.h>
 #include <c10/util/string_view.h>
 
+#include <c10/core/DeviceType.h>
+
+#include <cstdint>
 #include <optional>
 
 #include "kernels/heatmap.h"
@@ -33,6 +36,51 @@ void check_soft_argmax_backward(const at::Tensor& grad_coords, const at::Tensor&
                                 const at::Tensor& coords, double beta);
 
 heatmap::DType heatmap_dtype(at::ScalarType t);
+
+// Checked, contiguous inputs and allocated outputs of one call, shared by the
+// CPU and CUDA ops (`device` is the backend's device type; the CUDA kernels
+// index one map with int32, so they pass max_map_elems). `empty` means there is
+// nothing to launch.
+struct EncodeCall {
+  at::Tensor heatmaps, weight, points, vis;
+  heatmap::EncodeParams p;
+  heatmap::DType in_dtype, out_dtype;
+  bool empty = false;
+  const uint8_t* vis_ptr() const {
+    return vis.defined() ? reinterpret_cast<const uint8_t*>(vis.const_data_ptr()) : nullptr;
+  }
+};
+EncodeCall prepare_heatmap_encode(const at::Tensor& points,
+                                  const std::optional<at::Tensor>& visibility, int64_t height,
+                                  int64_t width, double sigma, bool unbiased,
+                                  std::optional<at::ScalarType> dtype, c10::DeviceType device,
+                                  int64_t max_map_elems);
+
+struct DecodeCall {
+  at::Tensor coords, scores, heatmaps;
+  heatmap::DecodeParams p;
+  heatmap::DarkWeights w;
+  heatmap::DType dtype;
+  bool empty = false;
+};
+DecodeCall prepare_heatmap_decode(const at::Tensor& heatmaps, c10::string_view refine,
+                                  int64_t blur_kernel, c10::DeviceType device,
+                                  int64_t max_map_elems);
+
+// Forward: out = coords (B, K, 2). Backward (grad_coords given): out = grad of
+// the heatmaps, grad and coords contiguous.
+struct SoftArgmaxCall {
+  at::Tensor out, heatmaps, grad, coords;
+  heatmap::SoftArgmaxParams p;
+  heatmap::DType dtype;
+  bool empty = false;
+};
+SoftArgmaxCall prepare_soft_argmax(const at::Tensor& heatmaps, double beta,
+                                   c10::DeviceType device, int64_t max_map_elems);
+SoftArgmaxCall prepare_soft_argmax_backward(const at::Tensor& grad_coords,
+                                            const at::Tensor& heatmaps, const at::Tensor& coords,
+                                            double beta, c10::DeviceType device,
+                                            int64_t max_map_elems);
 
 }  // namespace ops
 }  // namespace pf3d

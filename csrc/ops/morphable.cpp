@@ -2,6 +2,7 @@
 #include "ops/morphable.h"
 
 #include <ATen/core/Tensor.h>
+#include <ATen/ops/empty.h>
 #include <ATen/ops/max.h>
 #include <ATen/ops/min.h>
 #include <torch/library.h>
@@ -90,6 +91,42 @@ MorphableSizes check_morphable_inputs(const char* op, const at::Tensor& pose,
 at::Tensor morphable_ids_int64(const c10::optional<at::Tensor>& vertex_ids) {
   if (!vertex_ids.has_value() || !vertex_ids->defined()) return at::Tensor();
   return vertex_ids->to(at::kLong).contiguous();
+}
+
+MorphableCall prepare_morphable_call(const char* op, const at::Tensor& pose,
+                                     const at::Tensor& id_coeff, const at::Tensor& exp_coeff,
+                                     const at::Tensor& mean, const at::Tensor& id_basis,
+                                     const at::Tensor& exp_basis,
+                                     const c10::optional<at::Tensor>& vertex_ids,
+                                     c10::DeviceType device_type,
+                                     const at::Tensor* grad_vertices) {
+  MorphableCall c;
+  c.s = check_morphable_inputs(op, pose, id_coeff, exp_coeff, mean, id_basis, exp_basis,
+                               vertex_ids, device_type, grad_vertices);
+  c.pose = pose.contiguous();
+  c.id_coeff = id_coeff.contiguous();
+  c.exp_coeff = exp_coeff.contiguous();
+  c.mean = mean.contiguous();
+  c.id_basis = id_basis.contiguous();
+  c.exp_basis = exp_basis.contiguous();
+  c.ids = morphable_ids_int64(vertex_ids);
+  if (grad_vertices) c.grad = grad_vertices->contiguous();
+  return c;
+}
+
+bool alloc_morphable_grads(const MorphableCall& c, at::Tensor& grad_pose, at::Tensor& grad_id,
+                           at::Tensor& grad_exp) {
+  grad_pose = at::empty({c.s.B, 3, 4}, c.pose.options());
+  grad_id = at::empty({c.s.B, c.s.I}, c.pose.options());
+  grad_exp = at::empty({c.s.B, c.s.E}, c.pose.options());
+  if (c.s.B == 0) return true;
+  if (c.s.M == 0) {
+    grad_pose.zero_();
+    grad_id.zero_();
+    grad_exp.zero_();
+    return true;
+  }
+  return false;
 }
 
 }  // namespace pf3d

@@ -1,9 +1,12 @@
 // Wing / Adaptive Wing losses: schemas and input checks.
 #include "ops/wing.h"
 
+#include <ATen/ops/empty.h>
+#include <ATen/ops/full.h>
 #include <torch/library.h>
 
 #include <cmath>
+#include <limits>
 #include <string>
 
 #include "ops/checks.h"
@@ -79,6 +82,21 @@ void check_grad_output(const char* op, const at::Tensor& grad_output, const at::
   }
   check_same_dtype(op, "grad_output", grad_output, "pred", pred);
   check_same_device(op, "grad_output", grad_output, "pred", pred);
+}
+
+at::Tensor alloc_forward_out(const at::Tensor& pred, int reduction, bool* done) {
+  *done = false;
+  if (reduction == wing::kNone) {
+    at::Tensor out = at::empty(pred.sizes(), pred.options());
+    *done = pred.numel() == 0;
+    return out;
+  }
+  if (pred.numel() == 0) {
+    *done = true;
+    const double v = reduction == wing::kMean ? std::numeric_limits<double>::quiet_NaN() : 0.0;
+    return at::full({}, v, pred.options());
+  }
+  return at::empty({}, pred.options());
 }
 
 wing::AWingParams make_awing_params(double alpha, double omega, double epsilon, double theta,

@@ -28,6 +28,10 @@ int check_awing(const char* op, const at::Tensor& pred, const at::Tensor& target
 void check_grad_output(const char* op, const at::Tensor& grad_output, const at::Tensor& pred,
                        int reduction);
 
+// Output of a forward pass: the input's shape for "none", a 0-dim tensor otherwise.
+// Empty inputs: mean -> NaN (as torch.mean), sum -> 0; *done is then true.
+at::Tensor alloc_forward_out(const at::Tensor& pred, int reduction, bool* done);
+
 wing::AWingParams make_awing_params(double alpha, double omega, double epsilon, double theta,
                                     double weight, double threshold, int64_t dilation);
 

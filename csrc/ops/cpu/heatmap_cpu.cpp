@@ -1,102 +1,59 @@
-// Landmark heatmaps: CPU implementations (checks, allocation, csrc/kernels calls).
+// Landmark heatmaps: CPU implementations (shared checks and allocation in
+// ops/heatmap.cpp, then the csrc/kernels calls).
 #include <ATen/core/Tensor.h>
-#include <ATen/ops/empty.h>
-#include <ATen/ops/gt.h>
 #include <torch/library.h>
 
+#include <limits>
+
 #include "kernels/heatmap.h"
-#include "ops/checks.h"
 #include "ops/heatmap.h"
 
 namespace pf3d {
 namespace ops {
 namespace {
 
-std::tuple<at::Tensor, at::Tensor> heatmap_encode_cpu(const at::Tensor& points_in,
+constexpr int64_t kNoLimit = std::numeric_limits<int64_t>::max();
+
+std::tuple<at::Tensor, at::Tensor> heatmap_encode_cpu(const at::Tensor& points,
                                                       const std::optional<at::Tensor>& visibility,
                                                       int64_t height, int64_t width, double sigma,
                                                       bool unbiased,
                                                       std::optional<at::ScalarType> dtype) {
-  const at::ScalarType out_dtype =
-      check_heatmap_encode(points_in, visibility, height, width, sigma, dtype);
-  check_device_type("heatmap_encode", "points", points_in, c10::DeviceType::CPU);
-  const int64_t B = points_in.size(0), K = points_in.size(1);
-  at::Tensor heatmaps = at::empty({B, K, height, width}, points_in.options().dtype(out_dtype));
-  at::Tensor weight = at::empty({B, K}, points_in.options().dtype(at::kFloat));
-  if (B * K == 0) return {heatmaps, weight};
-  const at::Tensor points = points_in.contiguous();
-  at::Tensor vis;
-  if (visibility.has_value()) vis = at::gt(*visibility, 0).contiguous();
-  heatmap::EncodeParams p;
-  p.maps = B * K;
-  p.height = height;
-  p.width = width;
-  p.sigma = sigma;
-  p.unbiased = unbiased;
-  heatmap::encode_cpu(p, heatmap_dtype(points.scalar_type()), points.const_data_ptr(),
-                      vis.defined() ? reinterpret_cast<const uint8_t*>(vis.const_data_ptr())
-                                    : nullptr,
-                      heatmap_dtype(out_dtype), heatmaps.mutable_data_ptr(),
-                      weight.mutable_data_ptr<float>());
-  return {heatmaps, weight};
+  const EncodeCall c = prepare_heatmap_encode(points, visibility, height, width, sigma, unbiased,
+                                              dtype, c10::DeviceType::CPU, kNoLimit);
+  if (!c.empty)
+    heatmap::encode_cpu(c.p, c.in_dtype, c.points.const_data_ptr(), c.vis_ptr(), c.out_dtype,
+                        c.heatmaps.mutable_data_ptr(), c.weight.mutable_data_ptr<float>());
+  return {c.heatmaps, c.weight};
 }
 
-std::tuple<at::Tensor, at::Tensor> heatmap_decode_cpu(const at::Tensor& hm_in,
+std::tuple<at::Tensor, at::Tensor> heatmap_decode_cpu(const at::Tensor& heatmaps,
                                                       c10::string_view refine,
                                                       int64_t blur_kernel) {
-  const int mode = check_heatmap_decode(hm_in, refine, blur_kernel);
-  const int64_t B = hm_in.size(0), K = hm_in.size(1), H = hm_in.size(2), W = hm_in.size(3);
-  const at::ScalarType cd = hm_in.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
-  at::Tensor coords = at::empty({B, K, 2}, hm_in.options().dtype(cd));
-  at::Tensor scores = at::empty({B, K}, hm_in.options().dtype(cd));
-  if (B * K == 0) return {coords, scores};
-  const at::Tensor hm = hm_in.contiguous();
-  heatmap::DecodeParams p;
-  p.maps = B * K;
-  p.height = H;
-  p.width = W;
-  p.refine = mode;
-  heatmap::DarkWeights w;
-  if (mode == heatmap::kRefineDark) heatmap::dark_weights(int(blur_kernel), &w);
-  heatmap::decode_cpu(p, heatmap_dtype(hm.scalar_type()), hm.const_data_ptr(), w,
-                      coords.mutable_data_ptr(), scores.mutable_data_ptr());
-  return {coords, scores};
+  const DecodeCall c =
+      prepare_heatmap_decode(heatmaps, refine, blur_kernel, c10::DeviceType::CPU, kNoLimit);
+  if (!c.empty)
+    heatmap::decode_cpu(c.p, c.dtype, c.heatmaps.const_data_ptr(), c.w,
+                        c.coords.mutable_data_ptr(), c.scores.mutable_data_ptr());
+  return {c.coords, c.scores};
 }
 
-at::Tensor soft_argmax_cpu(const at::Tensor& hm_in, double beta) {
-  check_soft_argmax("soft_argmax", hm_in, beta);
-  const int64_t B = hm_in.size(0), K = hm_in.size(1);
-  at::Tensor coords = at::empty({B, K, 2}, hm_in.options());
-  if (B * K == 0) return coords;
-  const at::Tensor hm = hm_in.contiguous();
-  heatmap::SoftArgmaxParams p;
-  p.maps = B * K;
-  p.height = hm.size(2);
-  p.width = hm.size(3);
-  p.beta = beta;
-  heatmap::soft_argmax_cpu(p, heatmap_dtype(hm.scalar_type()), hm.const_data_ptr(),
-                           coords.mutable_data_ptr());
-  return coords;
+at::Tensor soft_argmax_cpu(const at::Tensor& heatmaps, double beta) {
+  const SoftArgmaxCall c = prepare_soft_argmax(heatmaps, beta, c10::DeviceType::CPU, kNoLimit);
+  if (!c.empty)
+    heatmap::soft_argmax_cpu(c.p, c.dtype, c.heatmaps.const_data_ptr(), c.out.mutable_data_ptr());
+  return c.out;
 }
 
-at::Tensor soft_argmax_backward_cpu(const at::Tensor& grad_in, const at::Tensor& hm_in,
-                                    const at::Tensor& coords_in, double beta) {
-  check_soft_argmax_backward(grad_in, hm_in, coords_in, beta);
-  at::Tensor grad_hm = at::empty(hm_in.sizes(), hm_in.options());
-  const int64_t B = hm_in.size(0), K = hm_in.size(1);
-  if (B * K == 0) return grad_hm;
-  const at::Tensor hm = hm_in.contiguous();
-  const at::Tensor grad = grad_in.contiguous();
-  const at::Tensor coords = coords_in.contiguous();
-  heatmap::SoftArgmaxParams p;
-  p.maps = B * K;
-  p.height = hm.size(2);
-  p.width = hm.size(3);
-  p.beta = beta;
-  heatmap::soft_argmax_backward_cpu(p, heatmap_dtype(hm.scalar_type()), grad.const_data_ptr(),
-                                    hm.const_data_ptr(), coords.const_data_ptr(),
-                                    grad_hm.mutable_data_ptr());
-  return grad_hm;
+at::Tensor soft_argmax_backward_cpu(const at::Tensor& grad_coords, const at::Tensor& heatmaps,
+                                    const at::Tensor& coords, double beta) {
+  const SoftArgmaxCall c = prepare_soft_argmax_backward(grad_coords, heatmaps, coords, beta,
+                                                        c10::DeviceType::CPU, kNoLimit);
+  if (!c.empty)
+    heatmap::soft_argmax_backward_cpu(c.p, c.dtype, c.grad.const_data_ptr(),
+                                      c.heatmaps.const_data_ptr(), c.coords.const_data_ptr(),
+                                      c.out.mutable_data_ptr());
+  return c.out;
 }
 
 }  // namespace

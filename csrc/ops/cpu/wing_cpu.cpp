@@ -15,23 +15,6 @@ namespace pf3d {
 namespace ops {
 namespace {
 
-// Output of a forward pass: the input's shape for "none", a 0-dim tensor otherwise.
-// Empty inputs: mean -> NaN (as torch.mean), sum -> 0.
-at::Tensor alloc_forward_out(const at::Tensor& pred, int reduction, bool* done) {
-  *done = false;
-  if (reduction == wing::kNone) {
-    at::Tensor out = at::empty(pred.sizes(), pred.options());
-    *done = pred.numel() == 0;
-    return out;
-  }
-  if (pred.numel() == 0) {
-    *done = true;
-    const double v = reduction == wing::kMean ? std::numeric_limits<double>::quiet_NaN() : 0.0;
-    return at::full({}, v, pred.options());
-  }
-  return at::empty({}, pred.options());
-}
-
 at::Tensor wing_loss_cpu(const at::Tensor& pred_, const at::Tensor& target_, double omega,
                          double epsilon, c10::string_view reduction) {
   const char* op = "wing_loss";

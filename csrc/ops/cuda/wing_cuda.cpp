@@ -18,21 +18,6 @@ namespace pf3d {
 namespace ops {
 namespace {
 
-at::Tensor alloc_forward_out(const at::Tensor& pred, int reduction, bool* done) {
-  *done = false;
-  if (reduction == wing::kNone) {
-    at::Tensor out = at::empty(pred.sizes(), pred.options());
-    *done = pred.numel() == 0;
-    return out;
-  }
-  if (pred.numel() == 0) {
-    *done = true;
-    const double v = reduction == wing::kMean ? std::numeric_limits<double>::quiet_NaN() : 0.0;
-    return at::full({}, v, pred.options());
-  }
-  return at::empty({}, pred.options());
-}
-
 at::Tensor partial_workspace(const at::Tensor& pred, int reduction) {
   const int64_t nb = reduction == wing::kNone ? 0 : wing::wing_reduce_blocks(pred.numel());
   return at::empty({nb}, pred.options());
