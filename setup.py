@@ -3,8 +3,8 @@
 Configuration (environment variables):
   PYFACE3D_WITH_CUDA     1: build the CUDA kernels (error if nvcc is missing);
                          0: CPU only; unset: CUDA when nvcc is found.
-  TORCH_CUDA_ARCH_LIST   CUDA architectures (default "7.5;8.0;8.6;8.7;8.9;9.0";
-                         8.7 is Jetson Orin).
+  TORCH_CUDA_ARCH_LIST   CUDA architectures (default "7.5;8.0;8.6;8.7;8.9;9.0+PTX";
+                         8.7 is Jetson Orin; the PTX of 9.0 lets newer GPUs JIT it).
   PYFACE3D_DEBUG         1: -O0 -g builds.
   MAX_JOBS               parallel compile jobs (ninja).
   PYFACE3D_NO_EXTENSION  1: install the Python package only (the Makefile uses this for the
@@ -20,7 +20,7 @@ import sys
 from setuptools import find_packages, setup
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
-DEFAULT_ARCHS = "7.5;8.0;8.6;8.7;8.9;9.0"
+DEFAULT_ARCHS = "7.5;8.0;8.6;8.7;8.9;9.0+PTX"
 
 
 def _cuda_config():
