@@ -93,7 +93,11 @@ class ParamFlipper:
         self.offset = pinv @ (mm - mean)       # (I+E,)
         self.matrix = pinv @ mirror(b)         # (I+E, I+E)
         if involutive and self.matrix.size:
-            x = self.matrix
+            # matrix sign on the coefficient directions the basis sees (its row space);
+            # identity on its null space (e.g. all-zero columns), so J @ J = I in any case
+            _, sv, vt = np.linalg.svd(b, full_matrices=False)
+            vr = vt[sv > sv.max() * 1e-10].T if sv.size and sv.max() > 0 else vt[:0].T
+            x = vr.T @ self.matrix @ vr
             for _ in range(100):
                 try:
                     xn = (x + np.linalg.inv(x)) / 2
@@ -106,6 +110,7 @@ class ParamFlipper:
                     break
             else:
                 raise ValueError("ParamFlipper: matrix sign iteration did not converge; use involutive=False")
+            x = vr @ x @ vr.T + (np.eye(b.shape[1]) - vr @ vr.T)
             self.matrix = x
             self.offset = (self.offset - x @ self.offset) / 2
         self._b, self._mean, self._mm, self._mirror_b = b, mean, mm, mirror(b)
