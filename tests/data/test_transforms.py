@@ -115,3 +115,24 @@ def test_normalize_image():
     t = normalize_image(img)
     assert t.shape == (3, 2, 2) and t.dtype == torch.float32
     assert t[:, 0, 0].tolist() == pytest.approx([127.5 / 128, -127.5 / 128, 0.5 / 128])
+
+
+def test_flipper_from_model_like():
+    from types import SimpleNamespace
+    kb = _toy_bases(zero_from=(40, 10))
+    # a dense "model" of 100 vertices whose landmark vertices are a shuffled subset
+    rng = np.random.default_rng(0)
+    ids = rng.permutation(100)[:68]
+    mean = rng.normal(size=(100, 3))
+    mean[ids] = kb.mean.reshape(68, 3)
+    ib = rng.normal(size=(100, 3, 40))
+    ib[ids] = kb.id_basis.reshape(68, 3, 40)
+    eb = rng.normal(size=(100, 3, 10))
+    eb[ids] = kb.exp_basis.reshape(68, 3, 10)
+    model = SimpleNamespace(mean=torch.from_numpy(mean.ravel()).float(), id_basis=torch.from_numpy(ib.reshape(300, 40)),
+                            exp_basis=torch.from_numpy(eb.reshape(300, 10)), landmarks68=torch.from_numpy(ids))
+    fl = ParamFlipper.from_model(model)
+    p = _crop_sample(kb, rng)["params"]
+    ref = ParamFlipper(kb.mean, kb.id_basis, kb.exp_basis)
+    np.testing.assert_allclose(fl(p), ref(p), rtol=1e-4, atol=1e-4)
+    assert fl.residual(p) < 1e-3     # float32 mean
