@@ -197,7 +197,8 @@ class HorizontalFlip:
     (``u -> size - 1 - u``) and re-indexed with ``perm`` (iBUG 68), parameters through
     ``flipper`` (a :class:`ParamFlipper`, required when the sample has ``params``), ``yaw``
     negated, ``flipped`` toggled. The sample's ``roi`` then no longer maps the crop back to
-    the original image (use ``flipped`` to tell)."""
+    the original image, and ``landmarks_image`` stays the unflipped original-image
+    annotation (use ``flipped`` to tell)."""
     stage = "crop"
 
     def __init__(self, flipper: Optional[ParamFlipper] = None, p: float = 0.5, perm=IBUG68_FLIP):
