@@ -5,7 +5,7 @@ import pytest
 import torch
 
 
-def make_standin(n=200, i=40, e=10, seed=0, dtype=torch.float32):
+def _make_standin(n=200, i=40, e=10, seed=0, dtype=torch.float32):
     """A small random MorphableModel stand-in (duck-typed interface of ISSUE3.md)."""
     g = torch.Generator().manual_seed(seed)
     # points on an ellipsoid-ish cloud of radius ~1 (model units)
@@ -26,7 +26,7 @@ def make_standin(n=200, i=40, e=10, seed=0, dtype=torch.float32):
         triangles=torch.zeros(0, 3, dtype=torch.int32), name="standin", I=i, E=e)
 
 
-def rotation(yaw, pitch, roll, dtype=torch.float64):
+def _rotation(yaw, pitch, roll, dtype=torch.float64):
     """R = Rx(pitch) Ry(yaw) Rz(roll) (3DDFA order), angles in radians."""
     cx, sx = math.cos(pitch), math.sin(pitch)
     cy, sy = math.cos(yaw), math.sin(yaw)
@@ -38,5 +38,17 @@ def rotation(yaw, pitch, roll, dtype=torch.float64):
 
 
 @pytest.fixture
+def make_standin():
+    """Factory fixture: ``make_standin(n=200, i=40, e=10, seed=0, dtype=float32)``."""
+    return _make_standin
+
+
+@pytest.fixture
+def rotation():
+    """Factory fixture: ``rotation(yaw, pitch, roll)`` (radians) -> (3, 3) float64."""
+    return _rotation
+
+
+@pytest.fixture
 def standin():
-    return make_standin()
+    return _make_standin()

@@ -5,7 +5,6 @@ import types
 import pytest
 import torch
 
-from conftest import make_standin
 from pyface3d import ops
 from pyface3d.losses import (CombinedLoss, VDCLoss, WingVertexLoss, WPDCLoss,
                              default_vertex_subset, make_loss, wpdc_weights)
@@ -66,7 +65,7 @@ def test_wpdc_hand_computed_translation_and_expression():
     torch.testing.assert_close(w2[0], e / e.sum())
 
 
-def test_wpdc_weights_match_brute_force_perturbation():
+def test_wpdc_weights_match_brute_force_perturbation(make_standin):
     m = make_standin(n=400)
     b = 3
     target = _random_params(m, b, torch.float64, seed=2)
@@ -185,7 +184,7 @@ def test_wing_vertex_matches_formula(standin):
 
 
 @pytest.mark.parametrize("name", ["vdc", "wing"])
-def test_gradcheck_float64(name):
+def test_gradcheck_float64(name, make_standin):
     # (WPDC is not gradchecked as a whole: its weights depend on pred but are detached by
     # design, so finite differences see a different function; test_wpdc_weights_are_detached
     # checks its gradient against the closed form instead.)
