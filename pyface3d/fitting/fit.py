@@ -34,7 +34,7 @@ the inputs.
 from __future__ import annotations
 
 import math
-from typing import Dict, Optional, Tuple, Union
+from typing import Optional, Tuple
 
 import torch
 

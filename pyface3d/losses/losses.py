@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from .. import ops
-from ._model import check_model, check_vertex_ids, num_params, num_vertices, subset_rows
+from ._model import check_model, check_vertex_ids, num_vertices, subset_rows
 
 __all__ = ["WPDCLoss", "VDCLoss", "WingVertexLoss", "CombinedLoss", "make_loss",
            "default_vertex_subset", "wpdc_weights", "LOSS_NAMES"]

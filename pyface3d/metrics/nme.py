@@ -6,7 +6,7 @@ are numpy arrays / Python floats. Computation is in float64.
 from __future__ import annotations
 
 import math
-from typing import Dict, Mapping, Optional, Sequence, Union
+from typing import Dict, Mapping, Optional, Sequence
 
 import numpy as np
 import torch

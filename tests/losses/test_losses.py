@@ -222,6 +222,9 @@ def test_bad_inputs(standin):
         loss(x, x.double())
     with pytest.raises(ValueError, match="space"):
         WPDCLoss(standin, space="4d")
+    with pytest.raises(ValueError, match="normalize"):
+        wpdc_weights(x, x, standin.mean, standin.id_basis, standin.exp_basis,
+                     normalize="l2")
     with pytest.raises(IndexError, match="vertex_ids"):
         VDCLoss(standin, vertex_ids=torch.tensor([0, 500]))
     with pytest.raises(ValueError, match="vertex_ids"):
