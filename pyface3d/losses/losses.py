@@ -27,7 +27,7 @@ from .. import ops
 from ._model import check_model, check_vertex_ids, num_vertices, subset_rows
 
 __all__ = ["WPDCLoss", "VDCLoss", "WingVertexLoss", "CombinedLoss", "make_loss",
-           "default_vertex_subset", "wpdc_weights", "LOSS_NAMES"]
+           "default_vertex_subset", "wpdc_weights", "basis_gram", "LOSS_NAMES"]
 
 LOSS_NAMES = ("wpdc", "vdc", "wing", "l1", "l2")
 
@@ -149,9 +149,18 @@ class _ParamLoss(nn.Module):
                                                 self.id_basis.to(dt), self.exp_basis.to(dt))
 
 
+def basis_gram(id_basis: torch.Tensor, exp_basis: torch.Tensor) -> torch.Tensor:
+    """``G_k = sum_v a_vk a_vk^T`` (K, 3, 3) for the columns of ``[id_basis, exp_basis]``
+    (rows interleaved x, y, z per vertex); ``||(fR) A_k||^2 = tr(G_k (fR)^T fR)``."""
+    m = id_basis.shape[0] // 3
+    basis = torch.cat((id_basis, exp_basis), dim=1).reshape(m, 3, -1)   # (M, 3, K)
+    flat = basis.permute(2, 1, 0)                                          # (K, 3, M)
+    return flat @ flat.transpose(1, 2)
+
+
 def wpdc_weights(pred_raw: torch.Tensor, target_raw: torch.Tensor, mean: torch.Tensor,
                  id_basis: torch.Tensor, exp_basis: torch.Tensor, space: str = "3d",
-                 normalize: str = "sum") -> torch.Tensor:
+                 normalize: str = "sum", gram: Optional[torch.Tensor] = None) -> torch.Tensor:
     r"""WPDC parameter weights (thesis eq. 6.4), detached.
 
     ``e_i = || V(p^g with entry i replaced by pred's) - V(p^g) ||`` (Frobenius norm over the
@@ -176,6 +185,7 @@ def wpdc_weights(pred_raw: torch.Tensor, target_raw: torch.Tensor, mean: torch.T
         mean, id_basis, exp_basis: (3M,), (3M, I), (3M, E) rows of the vertex subset.
         space: ``"3d"`` or ``"2d"``.
         normalize: ``"sum"`` or ``"max"``.
+        gram: optional precomputed :func:`basis_gram` of the bases (K, 3, 3).
 
     Returns:
         (B, P) weights, no gradient.
@@ -205,11 +215,13 @@ def wpdc_weights(pred_raw: torch.Tensor, target_raw: torch.Tensor, mean: torch.T
         rows = 3 if space == "3d" else 2
         if rows == 2:
             e_pose[:, 2, :] = 0
-        basis = torch.cat((id_basis, exp_basis), dim=1).reshape(m, 3, ni + ne)
-        gram = torch.einsum("mik,mjk->kij", basis, basis)                 # (K, 3, 3)
+        if gram is None:
+            gram = basis_gram(id_basis, exp_basis)
+        gram = gram.to(dt)
         fr = pose_g[:, :rows, :3]
         mtm = fr.transpose(1, 2) @ fr                                     # (B, 3, 3)
-        col_norm = torch.einsum("kij,bij->bk", gram, mtm).clamp_min(0).sqrt()
+        # tr(G_k M) = sum_ij G_kij M_ij (both symmetric); may round below 0 -> clamp at 0
+        col_norm = (mtm.reshape(b, 9) @ gram.reshape(ni + ne, 9).T).clamp_min(0).sqrt()
         e = torch.cat((e_pose.reshape(b, 12), delta[:, 12:] * col_norm), dim=1)
         den = e.sum(dim=1, keepdim=True) if normalize == "sum" else e.amax(dim=1, keepdim=True)
         safe = torch.where(den > 0, den, torch.ones_like(den))
@@ -254,12 +266,15 @@ class WPDCLoss(_ParamLoss):
             raise ValueError("WPDCLoss: argument `normalize` must be 'sum' or 'max', got "
                              f"{normalize!r}")
         self.space, self.normalize = space, normalize
+        # float64 (cast to the input dtype at use): exact for float64 inputs
+        self.register_buffer("gram", basis_gram(self.id_basis.double(), self.exp_basis.double()))
 
     def weights(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """(B, P) detached weights for inputs in this loss's (whitened or not) space."""
         self._check(pred, target)
         return wpdc_weights(self.raw(pred.detach()), self.raw(target.detach()), self.mean,
-                            self.id_basis, self.exp_basis, self.space, self.normalize)
+                            self.id_basis, self.exp_basis, self.space, self.normalize,
+                            self.gram)
 
     def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         w = self.weights(pred, target)
