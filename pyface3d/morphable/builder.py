@@ -276,8 +276,9 @@ def build_ict_model(source: PathLike, out_path: Optional[PathLike] = None, n_id:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    """``python -m pyface3d.morphable.builder SOURCE OUT.npz [--n-id 40] ...``"""
-    ap = argparse.ArgumentParser(prog="python -m pyface3d.morphable.builder",
+    """``python -m pyface3d.morphable SOURCE OUT.npz [--n-id 40] [--n-exp 10] [--region face]
+    [--unit um] [--name NAME]``; returns the exit status."""
+    ap = argparse.ArgumentParser(prog="python -m pyface3d.morphable",
                                  description="Build a compact morphable model from ICT-FaceKit")
     ap.add_argument("source", help="ict_facekit_face_head.npz or the FaceXModel folder")
     ap.add_argument("out", help="output .npz")
@@ -291,7 +292,3 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                         unit=a.unit, name=a.name)
     print(f"{m!r}\nsha256 {m.sha256()}\nwritten {a.out}")
     return 0
-
-
-if __name__ == "__main__":  # pragma: no cover
-    raise SystemExit(main())

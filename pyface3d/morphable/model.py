@@ -63,6 +63,8 @@ def _as_tensor(name: str, value: Any, kind: str) -> torch.Tensor:
         if arr.dtype.kind not in "biuf":
             raise TypeError(f"MorphableModel: argument `{name}` must be numeric, got numpy "
                             f"dtype {arr.dtype}")
+        if not arr.dtype.isnative:
+            arr = arr.astype(arr.dtype.newbyteorder("="))
         t = torch.from_numpy(np.ascontiguousarray(arr))
     if kind == "f":
         if not t.is_floating_point():
@@ -315,6 +317,16 @@ class MorphableModel:
                  exp_coeff: Optional[torch.Tensor] = None) -> torch.Tensor:
         """Shapes without a pose: (B, N, 3) ``mean + A_id a_id + A_exp a_exp`` (B = 1 and
         zero coefficients where both are omitted)."""
+        for n, c, k in (("id_coeff", id_coeff, self.I), ("exp_coeff", exp_coeff, self.E)):
+            if c is not None and (not isinstance(c, torch.Tensor) or c.dim() != 2
+                                  or c.shape[1] != k):
+                raise ValueError(f"MorphableModel.vertices: argument `{n}` must be a tensor of "
+                                 f"shape (B, {k}), got {tuple(getattr(c, 'shape', ()))}")
+        if id_coeff is not None and exp_coeff is not None and \
+                id_coeff.shape[0] != exp_coeff.shape[0]:
+            raise ValueError(f"MorphableModel.vertices: arguments `id_coeff` and `exp_coeff` "
+                             f"have different batch sizes {id_coeff.shape[0]} and "
+                             f"{exp_coeff.shape[0]}")
         B = (id_coeff.shape[0] if id_coeff is not None
              else exp_coeff.shape[0] if exp_coeff is not None else 1)
         params = torch.zeros(B, self.num_params, dtype=self.dtype, device=self.device)

@@ -103,6 +103,20 @@ def test_whiten_roundtrip_and_vertices():
     a = torch.randn(2, m.I)
     torch.testing.assert_close(m.vertices(a)[1], (m.mean + m.id_basis @ a[1]).reshape(-1, 3),
                                rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="id_coeff"):
+        m.vertices(torch.randn(2, m.I + 1))
+    with pytest.raises(ValueError, match="batch"):
+        m.vertices(a, torch.randn(3, m.E))
+
+
+def test_big_endian_arrays():
+    m = random_model()
+    m2 = MorphableModel(mean=m.mean.numpy().astype(">f4"), id_basis=m.id_basis.numpy(),
+                        exp_basis=m.exp_basis.numpy().astype(">f8"),
+                        triangles=m.triangles.numpy().astype(">i4"),
+                        landmarks68=m.landmarks68.numpy(), param_mean=m.param_mean.numpy(),
+                        param_std=m.param_std.numpy())
+    assert m2.sha256() == m.sha256()
 
 
 @pytest.mark.parametrize("field,value,exc,match", [
