@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import pathlib
 from dataclasses import asdict, dataclass
 from typing import Dict, Optional, Sequence, Union
 

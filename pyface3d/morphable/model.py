@@ -313,6 +313,14 @@ class MorphableModel:
         return morphable_reconstruct_params(params, self.mean, self.id_basis, self.exp_basis,
                                             ids)
 
+    def as_module(self, landmarks_only: bool = False):
+        """An ``nn.Module`` (:class:`pyface3d.ops.MorphableReconstruct`) holding copies of the
+        mean and bases as buffers (so they follow ``network.to(device)``);
+        ``module(params)`` -> (B, N or 68, 3)."""
+        from ..ops.morphable import MorphableReconstruct
+        return MorphableReconstruct(self.mean, self.id_basis, self.exp_basis,
+                                    self.landmarks68 if landmarks_only else None)
+
     def vertices(self, id_coeff: Optional[torch.Tensor] = None,
                  exp_coeff: Optional[torch.Tensor] = None) -> torch.Tensor:
         """Shapes without a pose: (B, N, 3) ``mean + A_id a_id + A_exp a_exp`` (B = 1 and

@@ -6,7 +6,7 @@ import pytest
 import scipy.io
 import torch
 
-from pyface3d.morphable import (MorphableModel, load_3ddfa_bfm, load_3ddfa_param_mean_std,
+from pyface3d.morphable import (load_3ddfa_bfm, load_3ddfa_param_mean_std,
                                 load_bfm2009, load_ict_facekit, read_obj, triangulate)
 from pyface3d.morphable._safe_pickle import safe_load_pickle
 from pyface3d.morphable.bfm import keypoints_to_landmarks

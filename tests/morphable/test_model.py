@@ -74,6 +74,15 @@ def test_reconstruct_matches_formula(device):
     torch.testing.assert_close(m64.reconstruct(params.double()), ref, rtol=1e-9, atol=1e-9)
 
 
+def test_as_module(device):
+    m = random_model()
+    params = torch.randn(3, m.num_params)
+    mod = m.as_module(landmarks_only=True).to(device)
+    torch.testing.assert_close(mod(params.to(device)).cpu(),
+                               m.reconstruct(params, landmarks_only=True), rtol=1e-5, atol=1e-5)
+    assert m.as_module()(params).shape == (3, m.N, 3)
+
+
 def test_reconstruct_gradients():
     m = random_model()
     params = torch.randn(2, m.num_params, dtype=torch.float64, requires_grad=True)

@@ -159,7 +159,8 @@ def _symmetric_model():
 
 def test_mirror_pose():
     m, perm = _symmetric_model()
-    yaw, pitch, roll = torch.tensor([0.5, -1.0]), torch.tensor([0.2, 0.1]), torch.tensor([-0.3, 0.4])
+    yaw, pitch = torch.tensor([0.5, -1.0]), torch.tensor([0.2, 0.1])
+    roll = torch.tensor([-0.3, 0.4])
     P = pose_from_euler(yaw, pitch, roll, torch.tensor([3.0, 2.5]),
                         torch.tensor([[55.0, 62.0, 4.0], [64.0, 58.0, -3.0]]))
     v = m.reconstruct(P.reshape(2, 12))
