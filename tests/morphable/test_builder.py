@@ -150,6 +150,11 @@ def test_build_from_shared_npz(tmp_path):
         neutral = z["vertices_neutral"][:9409]
     np.testing.assert_allclose(m.mean.numpy().reshape(-1, 3), neutral * 1e4, rtol=1e-6)
     assert MorphableModel.load(out).sha256() == m.sha256()
+    # frame: x to the image right, y up, z to the viewer; iBUG order of the landmarks
+    lm0 = m.mean.reshape(-1, 3)[m.landmarks68]
+    assert lm0[0, 0] < 0 < lm0[16, 0]                  # jaw starts on the image left
+    assert lm0[8, 1] < lm0[33, 1] < lm0[27, 1]         # chin below nose tip below nose bridge
+    assert lm0[30, 2] > lm0[0, 2]                      # nose tip towards the viewer
     # the mean pose puts the face in the 120x120 crop, frontal-ish on average
     p = m.param_mean[None].clone()
     lm = m.reconstruct(p, landmarks_only=True)[0]
