@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import scipy.io as sio
 
-from conftest import shared_dir
+from tests.conftest import shared_dir
 from pyface3d.data import (IBUG68_FLIP, KeypointBases, ParamFlipper, angles_to_matrix_300wlp, crop_to_image,
                            flip_landmarks_model, flip_landmarks_pixels, image_affine_to_params,
                            load_3ddfa_keypoint_bases, params_from_300wlp, params_to_image_affine,

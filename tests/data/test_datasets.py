@@ -9,8 +9,8 @@ import scipy.io as sio
 import torch
 from torch.utils.data import DataLoader
 
-from _data_toy_model import _toy_bases
-from conftest import shared_dir
+from tests.data._data_toy_model import _toy_bases
+from tests.conftest import shared_dir
 from pyface3d.data import (AFLW2000Dataset, AFLWDataset, Compose, ColorJitter, CropJitter, GaussianBlur,
                            HorizontalFlip, ImageLabelsDataset, KeypointBases, LP300WDataset, Occlusion,
                            ParamFlipper, crop_to_image, load_3ddfa_keypoint_bases, roi_from_landmarks, write_pts)

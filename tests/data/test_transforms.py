@@ -4,7 +4,7 @@ import torch
 
 from pyface3d.data import (ColorJitter, Compose, Crop, CropJitter, GaussianBlur, HorizontalFlip, KeypointBases,
                            Occlusion, ParamFlipper, ToNetworkInput, flip_landmarks_model, normalize_image)
-from _data_toy_model import _toy_bases
+from tests.data._data_toy_model import _toy_bases
 
 
 def _crop_sample(kb, rng):

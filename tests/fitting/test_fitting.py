@@ -7,6 +7,7 @@ import torch
 
 from pyface3d import ops
 from pyface3d.fitting import fit_landmarks, fit_to_model, procrustes_fit, scaled_rotation_fit
+from tests.conftest import shared_dir
 
 
 def _synthetic(model, rotation, b=16, seed=1, max_yaw=60.0, dtype=torch.float32):
@@ -177,12 +178,7 @@ def test_cuda_matches_cpu(standin, rotation):
 
 
 def _shared_dir():
-    # same rule as tests/conftest.py's shared_dir() (not imported: several conftest modules
-    # share that name on sys.path)
-    import os
-    import pathlib
-    root = pathlib.Path(__file__).resolve().parents[2]
-    return pathlib.Path(os.environ.get("PYFACE3D_SHARED", root.parent / "shared"))
+    return shared_dir()
 
 
 def test_real_bfm_landmark_bases(rotation):

@@ -8,6 +8,7 @@ import torch
 from pyface3d.metrics import (AFLW21_FROM_68, accuracy, aflw2000_nme, aflw21_from_68,
                               aflw21_visibility, aflw_dev_nme, auc, bucket_by_yaw, ced_curve,
                               failure_rate, format_yaw_table, nme, normalizer, plot_ced)
+from tests.conftest import shared_dir
 
 
 def _face68(b=4, seed=0):
@@ -180,12 +181,7 @@ def test_plot_ced_writes_png(tmp_path):
 
 
 def _shared_dir():
-    # same rule as tests/conftest.py's shared_dir() (not imported: several conftest modules
-    # share that name on sys.path)
-    import os
-    import pathlib
-    root = pathlib.Path(__file__).resolve().parents[2]
-    return pathlib.Path(os.environ.get("PYFACE3D_SHARED", root.parent / "shared"))
+    return shared_dir()
 
 
 def test_aflw_dev_labels_visibility_and_self_score():

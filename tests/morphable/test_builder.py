@@ -7,7 +7,7 @@ import torch
 from pyface3d.morphable import MorphableModel, build_ict_model, euler_angles
 from pyface3d.morphable.builder import PosePrior, main, pca_basis
 
-from conftest import shared_dir
+from tests.conftest import shared_dir
 from ._synth import ict_like_npz
 
 ICT = shared_dir() / "assets" / "ict-facekit"

@@ -11,7 +11,7 @@ from pyface3d.morphable import (load_3ddfa_bfm, load_3ddfa_param_mean_std,
 from pyface3d.morphable._safe_pickle import safe_load_pickle
 from pyface3d.morphable.bfm import keypoints_to_landmarks
 
-from conftest import shared_dir
+from tests.conftest import shared_dir
 
 ICT = shared_dir() / "assets" / "ict-facekit"
 TEACHER = shared_dir() / "assets" / "teachers" / "3ddfa_v2_mb05"
