@@ -108,6 +108,36 @@ def strip_module_prefix(state_dict: Mapping[str, torch.Tensor],
                        for k, v in state_dict.items())
 
 
+def load_3ddfa_state_dict(model: nn.Module, checkpoint: Mapping) -> nn.Module:
+    """Load a 3DDFA / 3DDFA_V2 MobileNetV1 checkpoint into ``model`` (strict).
+
+    ``checkpoint``: the loaded file (a dict with a ``"state_dict"`` entry, as 3DDFA_V2's
+    ``mb1_120x120.pth``) or the state_dict itself. ``module.`` prefixes are removed,
+    ``fc_param.*`` (3DDFA v1 naming) is renamed ``fc.*``, and BatchNorm
+    ``num_batches_tracked`` buffers that old checkpoints lack are kept from ``model``.
+    Anything else missing or unexpected raises ``KeyError`` naming the keys.
+    Load the file with ``torch.load(path, map_location="cpu", weights_only=True)``.
+    """
+    if not isinstance(checkpoint, Mapping):
+        raise TypeError(f"checkpoint must be a mapping, got {type(checkpoint).__name__}")
+    sd = checkpoint.get("state_dict", checkpoint)
+    sd = strip_module_prefix(sd)
+    sd = OrderedDict((("fc." + k[len("fc_param."):]) if k.startswith("fc_param.") else k, v)
+                     for k, v in sd.items())
+    own = model.state_dict()
+    for k, v in own.items():
+        if k.endswith("num_batches_tracked") and k not in sd:
+            sd[k] = v
+    missing = sorted(set(own) - set(sd))
+    unexpected = sorted(set(sd) - set(own))
+    if missing or unexpected:
+        raise KeyError(f"checkpoint does not match the model: missing {missing[:8]}"
+                       f"{' ...' if len(missing) > 8 else ''}, unexpected {unexpected[:8]}"
+                       f"{' ...' if len(unexpected) > 8 else ''}")
+    model.load_state_dict(sd, strict=True)
+    return model
+
+
 class InvertedResidual(nn.Module):
     """MobileNetV2 block: [1x1 expand + BN + ReLU6] + dw 3x3 + BN + ReLU6 + 1x1 + BN,
     with a residual when stride 1 and cin == cout."""

@@ -98,3 +98,25 @@ def test_mobilenet_v1_3ddfa_keys(tmp_path):
     other = models.create("mobilenet_v1_x0.5")
     other.load_state_dict(models.strip_module_prefix(loaded), strict=True)
     torch.testing.assert_close(other.fc.bias, net.fc.bias + 1)
+
+
+def test_load_3ddfa_checkpoint_layout(tmp_path):
+    # 3DDFA_V2 layout: {"state_dict": {"module.<key>": tensor}}, no num_batches_tracked,
+    # 3DDFA v1 name fc_param.* for the last layer
+    src = models.create("mobilenet_v1_x0.5", seed=1)
+    sd = {}
+    for k, v in src.state_dict().items():
+        if k.endswith("num_batches_tracked"):
+            continue
+        sd["module." + k.replace("fc.", "fc_param.")] = v
+    path = tmp_path / "ckpt.pth"
+    torch.save({"state_dict": sd}, path)
+    ck = torch.load(path, map_location="cpu", weights_only=True)
+    dst = models.load_3ddfa_state_dict(models.create("mobilenet_v1_x0.5", seed=2), ck)
+    x = torch.randn(1, 3, 120, 120)
+    torch.testing.assert_close(dst.eval()(x), src.eval()(x))
+    del sd["module.dw6.conv_sep.weight"]
+    with pytest.raises(KeyError, match="dw6.conv_sep.weight"):
+        models.load_3ddfa_state_dict(models.create("mobilenet_v1_x0.5"), {"state_dict": sd})
+    with pytest.raises(TypeError, match="checkpoint"):
+        models.load_3ddfa_state_dict(dst, [1, 2])
