@@ -19,8 +19,16 @@
 #include <limits>
 #include <vector>
 
+#include <cstdlib>
+
 #if defined(__SSE2__)
 #include <emmintrin.h>
+#endif
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#include <immintrin.h>
+#define PF3D_RASTER_AVX2 1
+#else
+#define PF3D_RASTER_AVX2 0
 #endif
 
 namespace pf3d {
@@ -74,36 +82,45 @@ inline bool surely_outside(const T* a, const T* b, const T* c, double px, double
   return (s * e0 < -m) | (s * e1 < -m) | (s * e2 < -m);
 }
 
+// ---- pieces shared by the baseline and the AVX2 variant --------------------
+
 template <typename T, typename I>
-void raster_band(const T* verts, const int32_t* tris, const RasterParams& p, int64_t r0,
-                 int64_t r1, VBox<I>* vbox, int32_t* cand_buf, int32_t* face, T* bary, T* depth) {
-  const int64_t W = p.W;
+inline void pass0_scalar(const T* verts, const RasterParams& p, int64_t v0, int64_t v1,
+                         VBox<I>* vbox) {
   const double dx0 = (double)p.x0, dy0 = (double)p.y0;
-  // pass 0
-  for (int64_t v = 0; v < p.N; ++v) {
+  for (int64_t v = v0; v < v1; ++v) {
     int32_t cx, fx, cy, fy;
     centre_range((double)verts[3 * v] - dx0, p.W, cx, fx);
     centre_range((double)verts[3 * v + 1] - dy0, p.H, cy, fy);
     vbox[v] = VBox<I>{(I)cx, (I)fx, (I)cy, (I)fy};
   }
-  // init the band
-  for (int64_t i = r0; i < r1; ++i) {
-    for (int64_t j = 0; j < W; ++j) {
-      face[i * W + j] = -1;
-      depth[i * W + j] = -std::numeric_limits<T>::infinity();
-    }
-  }
+}
+
+template <typename T>
+inline void init_band(int64_t W, int64_t r0, int64_t r1, int32_t* face, T* bary, T* depth) {
+  std::fill(face + r0 * W, face + r1 * W, int32_t(-1));
+  std::fill(depth + r0 * W, depth + r1 * W, -std::numeric_limits<T>::infinity());
   std::fill(bary + r0 * W * 3, bary + r1 * W * 3, T(0));
-  const int32_t rlo = (int32_t)r0, rhi = (int32_t)(r1 - 1), chi = (int32_t)(W - 1);
-  // pass 1a: branch-free compaction of the triangles whose box holds a centre
-  int32_t* cand = cand_buf;
+}
+
+template <typename T>
+inline void finish_band(int64_t W, int64_t r0, int64_t r1, const int32_t* face, T* depth) {
+  for (int64_t pix = r0 * W; pix < r1 * W; ++pix)
+    if (face[pix] < 0) depth[pix] = T(0);
+}
+
+// pass 1a: branch-free compaction of the triangles whose box holds a centre
+// of rows [rlo, rhi], columns [0, chi]; returns the number of candidates.
+template <typename I>
+inline int64_t pass1a(const int32_t* tris, int64_t F, const VBox<I>* vbox, int32_t rlo,
+                      int32_t rhi, int32_t chi, int32_t* cand) {
   int64_t nc = 0;
 #if defined(__SSE2__)
   if (sizeof(I) == 2) {
     // int16 lanes (cx, fx, cy, fy): one min and one max over the 3 vertices
     const __m128i lo_clamp = _mm_setr_epi16(0, 0, (int16_t)rlo, 0, 0, 0, 0, 0);
     const __m128i hi_clamp = _mm_setr_epi16((int16_t)chi, 0, (int16_t)rhi, 0, 0, 0, 0, 0);
-    for (int64_t f = 0; f < p.F; ++f) {
+    for (int64_t f = 0; f < F; ++f) {
       const __m128i a = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(vbox + tris[3 * f]));
       const __m128i b = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(vbox + tris[3 * f + 1]));
       const __m128i c = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(vbox + tris[3 * f + 2]));
@@ -115,19 +132,71 @@ void raster_band(const T* verts, const int32_t* tris, const RasterParams& p, int
       cand[nc] = (int32_t)f;
       nc += bad == 0;
     }
-  } else
+    return nc;
+  }
 #endif
-  {
-    for (int64_t f = 0; f < p.F; ++f) {
-      const VBox<I> a = vbox[tris[3 * f]], b = vbox[tris[3 * f + 1]], c = vbox[tris[3 * f + 2]];
-      const int32_t imin = std::max(rlo, min3(a.cy, b.cy, c.cy));
-      const int32_t imax = std::min(rhi, max3(a.fy, b.fy, c.fy));
-      const int32_t jmin = std::max(0, min3(a.cx, b.cx, c.cx));
-      const int32_t jmax = std::min(chi, max3(a.fx, b.fx, c.fx));
-      cand[nc] = (int32_t)f;
-      nc += (imin <= imax) & (jmin <= jmax);
+  for (int64_t f = 0; f < F; ++f) {
+    const VBox<I> a = vbox[tris[3 * f]], b = vbox[tris[3 * f + 1]], c = vbox[tris[3 * f + 2]];
+    const int32_t imin = std::max(rlo, min3(a.cy, b.cy, c.cy));
+    const int32_t imax = std::min(rhi, max3(a.fy, b.fy, c.fy));
+    const int32_t jmin = std::max(0, min3(a.cx, b.cx, c.cx));
+    const int32_t jmax = std::min(chi, max3(a.fx, b.fx, c.fx));
+    cand[nc] = (int32_t)f;
+    nc += (imin <= imax) & (jmin <= jmax);
+  }
+  return nc;
+}
+
+// Exact coverage and z-test of one triangle over the centres of its box.
+template <typename T>
+inline void raster_box(const T* va, const T* vb, const T* vc, int32_t f, const RasterParams& p,
+                       int32_t imin, int32_t imax, int32_t jmin, int32_t jmax, int32_t* face,
+                       T* bary, T* depth) {
+  TriSetup t;
+  if (!tri_setup(va, vb, vc, t)) return;
+  const int64_t W = p.W;
+  for (int32_t i = imin; i <= imax; ++i) {
+    const double py = (double)(p.y0 + i);
+    for (int32_t j = jmin; j <= jmax; ++j) {
+      const double px = (double)(p.x0 + j);
+      double bc[3], z;
+      if (!tri_eval(t, px, py, bc, z)) continue;
+      const T zt = depth_value<T>(z);
+      const int64_t pix = (int64_t)i * W + j;
+      if (face[pix] < 0 || zt > depth[pix]) {
+        face[pix] = f;
+        depth[pix] = zt;
+        bary[3 * pix] = (T)bc[0];
+        bary[3 * pix + 1] = (T)bc[1];
+        bary[3 * pix + 2] = (T)bc[2];
+      }
     }
   }
+}
+
+// Per-thread scratch (vertex boxes, candidate list) reused across calls: no
+// allocation (and no page faults on fresh pages) per call.
+struct Scratch {
+  std::vector<int32_t> cand;
+  std::vector<uint64_t> cbox;  // AVX2 variant: the candidates' boxes
+  std::vector<unsigned char> vbox;  // VBox<int16_t> or VBox<int32_t>, 16-byte aligned
+};
+
+inline Scratch& scratch() {
+  static thread_local Scratch s;
+  return s;
+}
+
+// ---- baseline variant -------------------------------------------------------
+
+template <typename T, typename I>
+void raster_band(const T* verts, const int32_t* tris, const RasterParams& p, int64_t r0,
+                 int64_t r1, VBox<I>* vbox, int32_t* cand, int32_t* face, T* bary, T* depth) {
+  const int64_t W = p.W;
+  pass0_scalar<T, I>(verts, p, 0, p.N, vbox);
+  init_band<T>(W, r0, r1, face, bary, depth);
+  const int32_t rlo = (int32_t)r0, rhi = (int32_t)(r1 - 1), chi = (int32_t)(W - 1);
+  const int64_t nc = pass1a<I>(tris, p.F, vbox, rlo, rhi, chi, cand);
   // pass 1b: exact coverage and z-test of the candidates, in face order
   for (int64_t q = 0; q < nc; ++q) {
     const int64_t f = cand[q];
@@ -143,29 +212,298 @@ void raster_band(const T* verts, const int32_t* tris, const RasterParams& p, int
     if (imin == imax && jmin == jmax &&
         surely_outside(va, vb, vc, (double)(p.x0 + jmin), (double)(p.y0 + imin)))
       continue;
-    TriSetup t;
-    if (!tri_setup(va, vb, vc, t)) continue;
-    for (int32_t i = imin; i <= imax; ++i) {
-      const double py = (double)(p.y0 + i);
-      for (int32_t j = jmin; j <= jmax; ++j) {
-        const double px = (double)(p.x0 + j);
-        double bc[3], z;
-        if (!tri_eval(t, px, py, bc, z)) continue;
-        const T zt = depth_value<T>(z);
-        const int64_t pix = (int64_t)i * W + j;
-        if (face[pix] < 0 || zt > depth[pix]) {
-          face[pix] = (int32_t)f;
-          depth[pix] = zt;
-          bary[3 * pix] = (T)bc[0];
-          bary[3 * pix + 1] = (T)bc[1];
-          bary[3 * pix + 2] = (T)bc[2];
-        }
-      }
+    raster_box<T>(va, vb, vc, (int32_t)f, p, imin, imax, jmin, jmax, face, bary, depth);
+  }
+  finish_band<T>(W, r0, r1, face, depth);
+}
+
+// ---- AVX2 variant (x86-64 GCC; picked at run time) -------------------------
+//
+// Same results bit for bit: the vector code performs exactly the IEEE double
+// operations of tri_setup / tri_eval (same operands, same order, each rounded;
+// no FMA: the variant is compiled for "avx2" only, and -ffp-contract=off), one
+// (triangle, centre) pair per lane, and applies the z-tests in the same order.
+#if PF3D_RASTER_AVX2
+
+#define PF3D_AVX2 __attribute__((target("avx2")))
+
+// pass 0 for int16 boxes, 4 vertices per step (same arithmetic as centre_range)
+template <typename T>
+PF3D_AVX2 void pass0_avx2(const T* verts, const RasterParams& p, VBox<int16_t>* vbox) {
+  const __m256d ox = _mm256_set1_pd((double)p.x0), oy = _mm256_set1_pd((double)p.y0);
+  const __m256d m1 = _mm256_set1_pd(-1.0), one = _mm256_set1_pd(1.0);
+  const __m256d nw = _mm256_set1_pd((double)p.W), nh = _mm256_set1_pd((double)p.H);
+  const int64_t n4 = p.N & ~int64_t(3);
+  auto range = [&](__m256d u, __m256d n, __m128i& c, __m128i& f) PF3D_AVX2 {
+    u = _mm256_max_pd(u, m1);  // (u >= -1) ? u : -1, NaN -> -1
+    u = _mm256_min_pd(u, n);   // (u <= n) ? u : n
+    const __m256d v = _mm256_add_pd(u, one);
+    const __m128i t = _mm256_cvttpd_epi32(v);
+    const __m256d tv = _mm256_cvtepi32_pd(t);
+    const __m256d lt = _mm256_cmp_pd(tv, v, _CMP_LT_OQ);
+    f = _mm_sub_epi32(t, _mm_set1_epi32(1));
+    // c = t - 1 + (t < v): narrow the 64-bit mask lanes to 32 bits
+    const __m128i lt32 = _mm_castps_si128(_mm_shuffle_ps(
+        _mm256_castps256_ps128(_mm256_castpd_ps(lt)),
+        _mm256_extractf128_ps(_mm256_castpd_ps(lt), 1), _MM_SHUFFLE(2, 0, 2, 0)));
+    c = _mm_sub_epi32(f, lt32);  // mask is -1 where t < v
+  };
+  for (int64_t v = 0; v < n4; v += 4) {
+    const T* q = verts + 3 * v;
+    __m256d X, Y;
+    if constexpr (sizeof(T) == 4) {
+      const __m128 L0 = _mm_loadu_ps((const float*)q);      // x0 y0 z0 x1
+      const __m128 L1 = _mm_loadu_ps((const float*)q + 4);  // y1 z1 x2 y2
+      const __m128 L2 = _mm_loadu_ps((const float*)q + 8);  // z2 x3 y3 z3
+      __m128 x = _mm_shuffle_ps(L0, L1, _MM_SHUFFLE(3, 2, 3, 0));  // x0 x1 x2 y2
+      x = _mm_insert_ps(x, L2, (1 << 6) | (3 << 4));               // x0 x1 x2 x3
+      __m128 y = _mm_shuffle_ps(L1, L2, _MM_SHUFFLE(0, 2, 3, 0));  // y1 y2 y3 z2
+      y = _mm_castsi128_ps(_mm_slli_si128(_mm_castps_si128(y), 4));  // 0 y1 y2 y3
+      y = _mm_insert_ps(y, L0, (1 << 6) | (0 << 4));               // y0 y1 y2 y3
+      X = _mm256_cvtps_pd(x);
+      Y = _mm256_cvtps_pd(y);
+    } else {
+      X = _mm256_setr_pd((double)q[0], (double)q[3], (double)q[6], (double)q[9]);
+      Y = _mm256_setr_pd((double)q[1], (double)q[4], (double)q[7], (double)q[10]);
+    }
+    __m128i cx, fx, cy, fy;
+    range(_mm256_sub_pd(X, ox), nw, cx, fx);
+    range(_mm256_sub_pd(Y, oy), nh, cy, fy);
+    const __m128i u1 = _mm_unpacklo_epi32(cx, fx), u2 = _mm_unpackhi_epi32(cx, fx);
+    const __m128i v1 = _mm_unpacklo_epi32(cy, fy), v2 = _mm_unpackhi_epi32(cy, fy);
+    const __m128i o01 = _mm_packs_epi32(_mm_unpacklo_epi64(u1, v1), _mm_unpackhi_epi64(u1, v1));
+    const __m128i o23 = _mm_packs_epi32(_mm_unpacklo_epi64(u2, v2), _mm_unpackhi_epi64(u2, v2));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(vbox + v), o01);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(vbox + v + 2), o23);
+  }
+  pass0_scalar<T, int16_t>(verts, p, n4, p.N, vbox);
+}
+
+// Coverage, barycentrics and depth of 4 (triangle, centre) pairs, one per lane:
+// the operations of tri_setup + tri_eval in the same order (bit-identical).
+// Returns the movemask of the covered lanes; b[3] and z are valid there.
+PF3D_AVX2 inline int eval4(const __m256d x[3], const __m256d y[3], const __m256d zc[3],
+                           __m256d px, __m256d py, __m256d b[3], __m256d& z) {
+  const __m256d zero = _mm256_setzero_pd(), one = _mm256_set1_pd(1.0),
+                mone = _mm256_set1_pd(-1.0);
+  // finite3: a - a == 0
+  __m256d ok = _mm256_cmp_pd(_mm256_sub_pd(x[0], x[0]), zero, _CMP_EQ_OQ);
+  for (int k = 0; k < 3; ++k) {
+    if (k) ok = _mm256_and_pd(ok, _mm256_cmp_pd(_mm256_sub_pd(x[k], x[k]), zero, _CMP_EQ_OQ));
+    ok = _mm256_and_pd(ok, _mm256_cmp_pd(_mm256_sub_pd(y[k], y[k]), zero, _CMP_EQ_OQ));
+    ok = _mm256_and_pd(ok, _mm256_cmp_pd(_mm256_sub_pd(zc[k], zc[k]), zero, _CMP_EQ_OQ));
+  }
+  const __m256d area =
+      _mm256_sub_pd(_mm256_mul_pd(_mm256_sub_pd(x[1], x[0]), _mm256_sub_pd(y[2], y[0])),
+                    _mm256_mul_pd(_mm256_sub_pd(y[1], y[0]), _mm256_sub_pd(x[2], x[0])));
+  ok = _mm256_and_pd(ok, _mm256_cmp_pd(area, zero, _CMP_NEQ_UQ));
+  ok = _mm256_and_pd(ok, _mm256_cmp_pd(_mm256_sub_pd(area, area), zero, _CMP_EQ_OQ));
+  const __m256d pos = _mm256_cmp_pd(area, zero, _CMP_GT_OQ);
+  const __m256d orient = _mm256_blendv_pd(mone, one, pos);
+  const __m256d norient = _mm256_blendv_pd(one, mone, pos);
+  __m256d w[3];
+  for (int k = 0; k < 3; ++k) {
+    const int a = k == 2 ? 0 : k + 1;
+    const int c = k == 0 ? 2 : k - 1;
+    // edge a -> c; canonical order: lo = smaller (y, x)
+    const __m256d ab = _mm256_or_pd(
+        _mm256_cmp_pd(y[a], y[c], _CMP_LT_OQ),
+        _mm256_and_pd(_mm256_cmp_pd(y[a], y[c], _CMP_EQ_OQ), _mm256_cmp_pd(x[a], x[c], _CMP_LT_OQ)));
+    const __m256d lx = _mm256_blendv_pd(x[c], x[a], ab), ly = _mm256_blendv_pd(y[c], y[a], ab);
+    const __m256d hx = _mm256_blendv_pd(x[a], x[c], ab), hy = _mm256_blendv_pd(y[a], y[c], ab);
+    const __m256d s = _mm256_blendv_pd(norient, orient, ab);
+    const __m256d sdx = _mm256_mul_pd(s, _mm256_sub_pd(hx, lx));
+    const __m256d sdy = _mm256_mul_pd(s, _mm256_sub_pd(hy, ly));
+    const __m256d incl = _mm256_or_pd(
+        _mm256_cmp_pd(sdy, zero, _CMP_LT_OQ),
+        _mm256_and_pd(_mm256_cmp_pd(sdy, zero, _CMP_EQ_OQ), _mm256_cmp_pd(sdx, zero, _CMP_GT_OQ)));
+    w[k] = _mm256_sub_pd(_mm256_mul_pd(sdx, _mm256_sub_pd(py, ly)),
+                         _mm256_mul_pd(sdy, _mm256_sub_pd(px, lx)));
+    const __m256d eok = _mm256_or_pd(_mm256_cmp_pd(w[k], zero, _CMP_GT_OQ),
+                                     _mm256_and_pd(_mm256_cmp_pd(w[k], zero, _CMP_EQ_OQ), incl));
+    ok = _mm256_and_pd(ok, eok);
+  }
+  const __m256d sum = _mm256_add_pd(_mm256_add_pd(w[0], w[1]), w[2]);
+  ok = _mm256_and_pd(ok, _mm256_cmp_pd(sum, zero, _CMP_GT_OQ));
+  const int mask = _mm256_movemask_pd(ok);
+  if (mask) {
+    b[0] = _mm256_div_pd(w[0], sum);
+    b[1] = _mm256_div_pd(w[1], sum);
+    b[2] = _mm256_div_pd(w[2], sum);
+    z = _mm256_add_pd(_mm256_add_pd(_mm256_mul_pd(b[0], zc[0]), _mm256_mul_pd(b[1], zc[1])),
+                      _mm256_mul_pd(b[2], zc[2]));
+  }
+  return mask;
+}
+
+// Vertex (x, y, z) of 4 lanes -> x, y, z vectors (float64). The masked loads
+// never touch the element after z (the last vertex may end the buffer).
+PF3D_AVX2 inline void load_xyz(const float* const v[4], __m256d& X, __m256d& Y, __m256d& Z) {
+  const __m128i m = _mm_setr_epi32(-1, -1, -1, 0);
+  const __m128 p0 = _mm_maskload_ps(v[0], m), p1 = _mm_maskload_ps(v[1], m);
+  const __m128 p2 = _mm_maskload_ps(v[2], m), p3 = _mm_maskload_ps(v[3], m);
+  const __m128 t0 = _mm_unpacklo_ps(p0, p1), t1 = _mm_unpacklo_ps(p2, p3);  // x x y y
+  const __m128 t2 = _mm_unpackhi_ps(p0, p1), t3 = _mm_unpackhi_ps(p2, p3);  // z z 0 0
+  X = _mm256_cvtps_pd(_mm_movelh_ps(t0, t1));
+  Y = _mm256_cvtps_pd(_mm_movehl_ps(t1, t0));
+  Z = _mm256_cvtps_pd(_mm_movelh_ps(t2, t3));
+}
+
+PF3D_AVX2 inline void load_xyz(const double* const v[4], __m256d& X, __m256d& Y, __m256d& Z) {
+  const __m256i m = _mm256_setr_epi64x(-1, -1, -1, 0);
+  const __m256d p0 = _mm256_maskload_pd(v[0], m), p1 = _mm256_maskload_pd(v[1], m);
+  const __m256d p2 = _mm256_maskload_pd(v[2], m), p3 = _mm256_maskload_pd(v[3], m);
+  const __m256d t0 = _mm256_unpacklo_pd(p0, p1), t1 = _mm256_unpackhi_pd(p0, p1);  // x x z z | y y 0 0
+  const __m256d t2 = _mm256_unpacklo_pd(p2, p3), t3 = _mm256_unpackhi_pd(p2, p3);
+  X = _mm256_permute2f128_pd(t0, t2, 0x20);
+  Z = _mm256_permute2f128_pd(t0, t2, 0x31);
+  Y = _mm256_permute2f128_pd(t1, t3, 0x20);
+}
+
+// A job is one (face, centre) pair: face in bits 0-31, column j in 32-47,
+// row i in 48-63 (window relative; int16 windows only).
+constexpr uint64_t kJobJ = uint64_t(1) << 32, kJobI = uint64_t(1) << 48;
+
+// Evaluates jobs[0, n) (n in 1..4) and applies their z-tests in order.
+template <typename T>
+PF3D_AVX2 inline void run_jobs(const uint64_t* jobs, int n, const T* verts, const int32_t* tris,
+                               const RasterParams& p, int32_t* face, T* bary, T* depth) {
+  int32_t fl[4], il[4], jl[4];
+  const T* v[3][4];
+  for (int l = 0; l < 4; ++l) {
+    const uint64_t job = jobs[l < n ? l : 0];
+    fl[l] = (int32_t)(uint32_t)job;
+    jl[l] = (int32_t)((job >> 32) & 0xffff);
+    il[l] = (int32_t)(job >> 48);
+    const int32_t* t = tris + 3 * (int64_t)fl[l];
+    v[0][l] = verts + 3 * (int64_t)t[0];
+    v[1][l] = verts + 3 * (int64_t)t[1];
+    v[2][l] = verts + 3 * (int64_t)t[2];
+  }
+  __m256d x[3], y[3], zc[3];
+  for (int k = 0; k < 3; ++k) load_xyz(v[k], x[k], y[k], zc[k]);
+  // (double)(x0 + j), (double)(y0 + i): exact in int32 (|x0| < 2^30, j < 2^15)
+  const __m256d px = _mm256_cvtepi32_pd(_mm_add_epi32(_mm_loadu_si128((const __m128i*)jl),
+                                                      _mm_set1_epi32((int32_t)p.x0)));
+  const __m256d py = _mm256_cvtepi32_pd(_mm_add_epi32(_mm_loadu_si128((const __m128i*)il),
+                                                      _mm_set1_epi32((int32_t)p.y0)));
+  __m256d b[3], z;
+  int mask = eval4(x, y, zc, px, py, b, z) & ((1 << n) - 1);
+  if (!mask) return;
+  alignas(32) T zt[4], bt[3][4];
+  if constexpr (sizeof(T) == 4) {
+    __m128 zf = _mm256_cvtpd_ps(z);
+    zf = _mm_andnot_ps(_mm_cmpeq_ps(zf, _mm_setzero_ps()), zf);  // -0 -> +0
+    _mm_store_ps((float*)zt, zf);
+    for (int k = 0; k < 3; ++k) _mm_store_ps((float*)bt[k], _mm256_cvtpd_ps(b[k]));
+  } else {
+    _mm256_store_pd((double*)zt,
+                    _mm256_andnot_pd(_mm256_cmp_pd(z, _mm256_setzero_pd(), _CMP_EQ_OQ), z));
+    for (int k = 0; k < 3; ++k) _mm256_store_pd((double*)bt[k], b[k]);
+  }
+  do {
+    const int l = __builtin_ctz(mask);
+    mask &= mask - 1;
+    const int64_t pix = (int64_t)il[l] * p.W + jl[l];
+    if (face[pix] < 0 || zt[l] > depth[pix]) {
+      face[pix] = fl[l];
+      depth[pix] = zt[l];
+      bary[3 * pix] = bt[0][l];
+      bary[3 * pix + 1] = bt[1][l];
+      bary[3 * pix + 2] = bt[2][l];
+    }
+  } while (mask);
+}
+
+// int16 windows only (the int32 ones take the baseline variant).
+template <typename T>
+PF3D_AVX2 void raster_band_avx2(const T* verts, const int32_t* tris, const RasterParams& p,
+                                int64_t r0, int64_t r1, VBox<int16_t>* vbox, int32_t* cand,
+                                uint64_t* cbox, int32_t* face, T* bary, T* depth) {
+  const int64_t W = p.W;
+  pass0_avx2<T>(verts, p, vbox);
+  init_band<T>(W, r0, r1, face, bary, depth);
+  const int32_t rlo = (int32_t)r0, rhi = (int32_t)(r1 - 1), chi = (int32_t)(W - 1);
+  // pass 1a: as in pass1a, also keeping each candidate's clamped box
+  // (jmin, jmax, imin, imax as int16)
+  int64_t nc = 0;
+  {
+    const __m128i lo_clamp = _mm_setr_epi16(0, 0, (int16_t)rlo, 0, 0, 0, 0, 0);
+    const __m128i hi_clamp = _mm_setr_epi16((int16_t)chi, 0, (int16_t)rhi, 0, 0, 0, 0, 0);
+    for (int64_t f = 0; f < p.F; ++f) {
+      const __m128i a = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(vbox + tris[3 * f]));
+      const __m128i b = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(vbox + tris[3 * f + 1]));
+      const __m128i c = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(vbox + tris[3 * f + 2]));
+      const __m128i mn = _mm_max_epi16(_mm_min_epi16(a, _mm_min_epi16(b, c)), lo_clamp);
+      const __m128i mx = _mm_srli_epi64(_mm_max_epi16(a, _mm_max_epi16(b, c)), 16);
+      const __m128i mxc = _mm_min_epi16(mx, hi_clamp);
+      const int bad = _mm_movemask_epi8(_mm_cmpgt_epi16(mn, mxc)) & 0x33;
+      _mm_storel_epi64(reinterpret_cast<__m128i*>(cbox + nc),
+                       _mm_shuffle_epi32(_mm_unpacklo_epi16(mn, mxc), _MM_SHUFFLE(3, 3, 2, 0)));
+      cand[nc] = (int32_t)f;
+      nc += bad == 0;
     }
   }
-  // pass 2
-  for (int64_t pix = r0 * W; pix < r1 * W; ++pix)
-    if (face[pix] < 0) depth[pix] = T(0);
+  // pass 1b: boxes of up to 2x2 centres become jobs (one per centre, batched
+  // by 4); a larger box flushes the pending jobs (z-test order) and is set up
+  // once and scanned.
+  uint64_t jobs[8];
+  int nj = 0;
+  for (int64_t q = 0; q < nc; ++q) {
+    const uint64_t bx = cbox[q];
+    const int32_t f = cand[q];
+    const int32_t jmin = (int16_t)bx, jmax = (int16_t)(bx >> 16);
+    const int32_t imin = (int16_t)(bx >> 32), imax = (int16_t)(bx >> 48);
+    const int32_t dj = jmax - jmin, di = imax - imin;  // >= 0
+    if ((dj | di) <= 1) {
+      const uint64_t base = (uint32_t)f | (uint64_t)jmin << 32 | (uint64_t)imin << 48;
+      // branch-free append of the 1, 2 or 4 centres
+      jobs[nj] = base;
+      jobs[nj + 1] = base + kJobJ;
+      jobs[nj + 1 + dj] = base + kJobI;
+      jobs[nj + 1 + dj + di] = base + kJobI + kJobJ;
+      nj += 1 + dj + di + (dj & di);
+      if (nj >= 4) {
+        run_jobs<T>(jobs, 4, verts, tris, p, face, bary, depth);
+        nj -= 4;
+        for (int l = 0; l < nj; ++l) jobs[l] = jobs[4 + l];
+      }
+    } else {
+      if (nj) run_jobs<T>(jobs, nj, verts, tris, p, face, bary, depth);
+      nj = 0;
+      const int32_t* t = tris + 3 * (int64_t)f;
+      raster_box<T>(verts + 3 * (int64_t)t[0], verts + 3 * (int64_t)t[1],
+                    verts + 3 * (int64_t)t[2], f, p, imin, imax, jmin, jmax, face, bary, depth);
+    }
+  }
+  if (nj) run_jobs<T>(jobs, nj, verts, tris, p, face, bary, depth);
+  finish_band<T>(W, r0, r1, face, depth);
+}
+
+#undef PF3D_AVX2
+
+bool use_avx2() {
+  static const bool ok = [] {
+    const char* e = std::getenv("PYFACE3D_RASTER_BASELINE");  // testing the baseline
+    if (e && e[0] && e[0] != '0') return false;
+    __builtin_cpu_init();
+    return (bool)__builtin_cpu_supports("avx2");
+  }();
+  return ok;
+}
+#endif  // PF3D_RASTER_AVX2
+
+template <typename T, typename I>
+void run_band(const T* verts, const int32_t* tris, const RasterParams& p, int64_t r0, int64_t r1,
+              VBox<I>* vbox, int32_t* cand, uint64_t* cbox, int32_t* face, T* bary, T* depth) {
+#if PF3D_RASTER_AVX2
+  if constexpr (sizeof(I) == 2) {
+    if (use_avx2())
+      return raster_band_avx2<T>(verts, tris, p, r0, r1, vbox, cand, cbox, face, bary, depth);
+  }
+#endif
+  (void)cbox;
+  raster_band<T, I>(verts, tris, p, r0, r1, vbox, cand, face, bary, depth);
 }
 
 }  // namespace
@@ -188,20 +526,28 @@ void rasterize_cpu(const T* vertices, const int32_t* triangles, const RasterPara
   const int64_t tasks = p.B * bands;
   parallel_for(0, tasks, 1, [&](int64_t t0, int64_t t1) {
     const bool small = p.W < 32000 && p.H < 32000;
-    std::vector<VBox<int16_t>> vb16(small ? (size_t)std::max<int64_t>(p.N, 1) : 0);
-    std::vector<VBox<int32_t>> vb32(small ? 0 : (size_t)std::max<int64_t>(p.N, 1));
-    std::vector<int32_t> cand((size_t)std::max<int64_t>(p.F, 1));
+    Scratch& s = scratch();
+    const size_t nv = (size_t)std::max<int64_t>(p.N, 1);
+    const size_t vbytes = nv * (small ? sizeof(VBox<int16_t>) : sizeof(VBox<int32_t>));
+    if (s.vbox.size() < vbytes + 16) s.vbox.resize(vbytes + 16);
+    if (s.cand.size() < (size_t)std::max<int64_t>(p.F, 1)) s.cand.resize((size_t)p.F);
+#if PF3D_RASTER_AVX2
+    if (small && use_avx2() && s.cbox.size() < s.cand.size()) s.cbox.resize(s.cand.size());
+#endif
+    void* vb = s.vbox.data() + ((16 - (reinterpret_cast<uintptr_t>(s.vbox.data()) & 15)) & 15);
     for (int64_t t = t0; t < t1; ++t) {
       const int64_t b = t / bands, band = t % bands;
       const int64_t r0 = band * rows_per_band;
       const int64_t r1 = std::min(p.H, r0 + rows_per_band);
       if (r0 >= r1) continue;
       if (small)
-        raster_band<T, int16_t>(vertices + b * p.N * 3, triangles, p, r0, r1, vb16.data(),
-                                cand.data(), face_index + b * HW, bary + b * HW * 3, depth + b * HW);
+        run_band<T, int16_t>(vertices + b * p.N * 3, triangles, p, r0, r1,
+                             static_cast<VBox<int16_t>*>(vb), s.cand.data(), s.cbox.data(), face_index + b * HW,
+                             bary + b * HW * 3, depth + b * HW);
       else
-        raster_band<T, int32_t>(vertices + b * p.N * 3, triangles, p, r0, r1, vb32.data(),
-                                cand.data(), face_index + b * HW, bary + b * HW * 3, depth + b * HW);
+        run_band<T, int32_t>(vertices + b * p.N * 3, triangles, p, r0, r1,
+                             static_cast<VBox<int32_t>*>(vb), s.cand.data(), s.cbox.data(), face_index + b * HW,
+                             bary + b * HW * 3, depth + b * HW);
     }
   });
 }
