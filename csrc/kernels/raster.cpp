@@ -366,7 +366,7 @@ constexpr uint64_t kJobJ = uint64_t(1) << 32, kJobI = uint64_t(1) << 48;
 
 // Evaluates jobs[0, n) (n in 1..4) and applies their z-tests in order.
 template <typename T>
-PF3D_AVX2 inline void run_jobs(const uint64_t* jobs, int n, const T* verts, const int32_t* tris,
+PF3D_AVX2 __attribute__((always_inline)) inline void run_jobs(const uint64_t* jobs, int n, const T* verts, const int32_t* tris,
                                const RasterParams& p, int32_t* face, T* bary, T* depth) {
   int32_t fl[4], il[4], jl[4];
   const T* v[3][4];
