@@ -430,7 +430,50 @@ PF3D_AVX2 void raster_band_avx2(const T* verts, const int32_t* tris, const Raste
   {
     const __m128i lo_clamp = _mm_setr_epi16(0, 0, (int16_t)rlo, 0, 0, 0, 0, 0);
     const __m128i hi_clamp = _mm_setr_epi16((int16_t)chi, 0, (int16_t)rhi, 0, 0, 0, 0, 0);
-    for (int64_t f = 0; f < p.F; ++f) {
+    int64_t f = 0;
+    {
+      // four triangles per step: 64-bit gathers of the vertex boxes
+      const __m256i lo4 = _mm256_broadcastq_epi64(lo_clamp);
+      const __m256i hi4 = _mm256_broadcastq_epi64(hi_clamp);
+      const long long* vb64 = reinterpret_cast<const long long*>(vbox);
+      for (; f + 4 <= p.F; f += 4) {
+        const float* t = reinterpret_cast<const float*>(tris + 3 * f);
+        const __m128 L0 = _mm_loadu_ps(t), L1 = _mm_loadu_ps(t + 4), L2 = _mm_loadu_ps(t + 8);
+        // a0 b0 c0 a1 | b1 c1 a2 b2 | c2 a3 b3 c3
+        const __m128 ia = _mm_insert_ps(_mm_shuffle_ps(L0, L1, _MM_SHUFFLE(3, 2, 3, 0)), L2,
+                                        (1 << 6) | (3 << 4));  // a0 a1 a2 a3
+        __m128 ib = _mm_shuffle_ps(L1, L2, _MM_SHUFFLE(0, 2, 3, 0));  // b1 b2 b3 c2
+        ib = _mm_castsi128_ps(_mm_slli_si128(_mm_castps_si128(ib), 4));
+        ib = _mm_insert_ps(ib, L0, (1 << 6) | (0 << 4));  // b0 b1 b2 b3
+        __m128 ic = _mm_shuffle_ps(L0, L1, _MM_SHUFFLE(2, 1, 2, 2));  // c0 c0 c1 a2
+        ic = _mm_shuffle_ps(ic, L2, _MM_SHUFFLE(3, 0, 2, 0));         // c0 c1 c2 c3
+        const __m256i a = _mm256_i32gather_epi64(vb64, _mm_castps_si128(ia), 8);
+        const __m256i b = _mm256_i32gather_epi64(vb64, _mm_castps_si128(ib), 8);
+        const __m256i c = _mm256_i32gather_epi64(vb64, _mm_castps_si128(ic), 8);
+        const __m256i mn = _mm256_max_epi16(_mm256_min_epi16(a, _mm256_min_epi16(b, c)), lo4);
+        const __m256i mx = _mm256_srli_epi64(_mm256_max_epi16(a, _mm256_max_epi16(b, c)), 16);
+        const __m256i mxc = _mm256_min_epi16(mx, hi4);
+        const uint32_t bad = (uint32_t)_mm256_movemask_epi8(_mm256_cmpgt_epi16(mn, mxc));
+        // per 128-bit half: boxes of triangles (0, 1) and (2, 3)
+        const __m256 bx = _mm256_shuffle_ps(_mm256_castsi256_ps(_mm256_unpacklo_epi16(mn, mxc)),
+                                            _mm256_castsi256_ps(_mm256_unpackhi_epi16(mn, mxc)),
+                                            _MM_SHUFFLE(2, 0, 2, 0));
+        const __m128 b01 = _mm256_castps256_ps128(bx), b23 = _mm256_extractf128_ps(bx, 1);
+        _mm_storel_pi(reinterpret_cast<__m64*>(cbox + nc), b01);
+        cand[nc] = (int32_t)f;
+        nc += (bad & 0x33u) == 0;
+        _mm_storeh_pi(reinterpret_cast<__m64*>(cbox + nc), b01);
+        cand[nc] = (int32_t)f + 1;
+        nc += (bad & 0x3300u) == 0;
+        _mm_storel_pi(reinterpret_cast<__m64*>(cbox + nc), b23);
+        cand[nc] = (int32_t)f + 2;
+        nc += (bad & 0x330000u) == 0;
+        _mm_storeh_pi(reinterpret_cast<__m64*>(cbox + nc), b23);
+        cand[nc] = (int32_t)f + 3;
+        nc += (bad & 0x33000000u) == 0;
+      }
+    }
+    for (; f < p.F; ++f) {
       const __m128i a = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(vbox + tris[3 * f]));
       const __m128i b = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(vbox + tris[3 * f + 1]));
       const __m128i c = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(vbox + tris[3 * f + 2]));
