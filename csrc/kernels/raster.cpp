@@ -279,11 +279,12 @@ PF3D_AVX2 void pass0_avx2(const T* verts, const RasterParams& p, VBox<int16_t>* 
   pass0_scalar<T, int16_t>(verts, p, n4, p.N, vbox);
 }
 
-// Coverage, barycentrics and depth of 4 (triangle, centre) pairs, one per lane:
-// the operations of tri_setup + tri_eval in the same order (bit-identical).
-// Returns the movemask of the covered lanes; b[3] and z are valid there.
+// Coverage of 4 (triangle, centre) pairs, one per lane: the operations of
+// tri_setup + tri_eval in the same order (bit-identical). Returns the
+// movemask of the covered lanes; w[3] and sum are the edge functions and
+// their sum there (barycentrics w / sum and depth are formed later).
 PF3D_AVX2 inline int eval4(const __m256d x[3], const __m256d y[3], const __m256d zc[3],
-                           __m256d px, __m256d py, __m256d b[3], __m256d& z) {
+                           __m256d px, __m256d py, __m256d w[3], __m256d& sum) {
   const __m256d zero = _mm256_setzero_pd(), one = _mm256_set1_pd(1.0),
                 mone = _mm256_set1_pd(-1.0);
   // finite3: a - a == 0
@@ -301,7 +302,6 @@ PF3D_AVX2 inline int eval4(const __m256d x[3], const __m256d y[3], const __m256d
   const __m256d pos = _mm256_cmp_pd(area, zero, _CMP_GT_OQ);
   const __m256d orient = _mm256_blendv_pd(mone, one, pos);
   const __m256d norient = _mm256_blendv_pd(one, mone, pos);
-  __m256d w[3];
   for (int k = 0; k < 3; ++k) {
     const int a = k == 2 ? 0 : k + 1;
     const int c = k == 0 ? 2 : k - 1;
@@ -323,17 +323,9 @@ PF3D_AVX2 inline int eval4(const __m256d x[3], const __m256d y[3], const __m256d
                                      _mm256_and_pd(_mm256_cmp_pd(w[k], zero, _CMP_EQ_OQ), incl));
     ok = _mm256_and_pd(ok, eok);
   }
-  const __m256d sum = _mm256_add_pd(_mm256_add_pd(w[0], w[1]), w[2]);
+  sum = _mm256_add_pd(_mm256_add_pd(w[0], w[1]), w[2]);
   ok = _mm256_and_pd(ok, _mm256_cmp_pd(sum, zero, _CMP_GT_OQ));
-  const int mask = _mm256_movemask_pd(ok);
-  if (mask) {
-    b[0] = _mm256_div_pd(w[0], sum);
-    b[1] = _mm256_div_pd(w[1], sum);
-    b[2] = _mm256_div_pd(w[2], sum);
-    z = _mm256_add_pd(_mm256_add_pd(_mm256_mul_pd(b[0], zc[0]), _mm256_mul_pd(b[1], zc[1])),
-                      _mm256_mul_pd(b[2], zc[2]));
-  }
-  return mask;
+  return _mm256_movemask_pd(ok);
 }
 
 // Vertex (x, y, z) of 4 lanes -> x, y, z vectors (float64). The masked loads
@@ -363,56 +355,143 @@ PF3D_AVX2 inline void load_xyz(const double* const v[4], __m256d& X, __m256d& Y,
 // A job is one (face, centre) pair: face in bits 0-31, column j in 32-47,
 // row i in 48-63 (window relative; int16 windows only).
 constexpr uint64_t kJobJ = uint64_t(1) << 32, kJobI = uint64_t(1) << 48;
+constexpr int kChunkJobs = 256;
 
-// Evaluates jobs[0, n) (n in 1..4) and applies their z-tests in order.
-template <typename T>
-PF3D_AVX2 __attribute__((always_inline)) inline void run_jobs(const uint64_t* jobs, int n, const T* verts, const int32_t* tris,
-                               const RasterParams& p, int32_t* face, T* bary, T* depth) {
-  int32_t fl[4], il[4], jl[4];
-  const T* v[3][4];
-  for (int l = 0; l < 4; ++l) {
-    const uint64_t job = jobs[l < n ? l : 0];
-    fl[l] = (int32_t)(uint32_t)job;
-    jl[l] = (int32_t)((job >> 32) & 0xffff);
-    il[l] = (int32_t)(job >> 48);
-    const int32_t* t = tris + 3 * (int64_t)fl[l];
-    v[0][l] = verts + 3 * (int64_t)t[0];
-    v[1][l] = verts + 3 * (int64_t)t[1];
-    v[2][l] = verts + 3 * (int64_t)t[2];
-  }
-  __m256d x[3], y[3], zc[3];
-  for (int k = 0; k < 3; ++k) load_xyz(v[k], x[k], y[k], zc[k]);
-  // (double)(x0 + j), (double)(y0 + i): exact in int32 (|x0| < 2^30, j < 2^15)
-  const __m256d px = _mm256_cvtepi32_pd(_mm_add_epi32(_mm_loadu_si128((const __m128i*)jl),
-                                                      _mm_set1_epi32((int32_t)p.x0)));
-  const __m256d py = _mm256_cvtepi32_pd(_mm_add_epi32(_mm_loadu_si128((const __m128i*)il),
-                                                      _mm_set1_epi32((int32_t)p.y0)));
-  __m256d b[3], z;
-  int mask = eval4(x, y, zc, px, py, b, z) & ((1 << n) - 1);
-  if (!mask) return;
-  alignas(32) T zt[4], bt[3][4];
-  if constexpr (sizeof(T) == 4) {
-    __m128 zf = _mm256_cvtpd_ps(z);
-    zf = _mm_andnot_ps(_mm_cmpeq_ps(zf, _mm_setzero_ps()), zf);  // -0 -> +0
-    _mm_store_ps((float*)zt, zf);
-    for (int k = 0; k < 3; ++k) _mm_store_ps((float*)bt[k], _mm256_cvtpd_ps(b[k]));
-  } else {
-    _mm256_store_pd((double*)zt,
-                    _mm256_andnot_pd(_mm256_cmp_pd(z, _mm256_setzero_pd(), _CMP_EQ_OQ), z));
-    for (int k = 0; k < 3; ++k) _mm256_store_pd((double*)bt[k], b[k]);
-  }
-  do {
-    const int l = __builtin_ctz(mask);
-    mask &= mask - 1;
-    const int64_t pix = (int64_t)il[l] * p.W + jl[l];
-    if (face[pix] < 0 || zt[l] > depth[pix]) {
-      face[pix] = fl[l];
-      depth[pix] = zt[l];
-      bary[3 * pix] = bt[0][l];
-      bary[3 * pix + 1] = bt[1][l];
-      bary[3 * pix + 2] = bt[2][l];
+// Lane compaction: for a mask of 4 lanes, the set lanes first, in order.
+struct CompressTables {
+  alignas(16) uint8_t b32[16][16];  // _mm_shuffle_epi8 control, 4 x 32-bit
+  alignas(32) int32_t p64[16][8];   // _mm256_permutevar8x32 control, 4 x 64-bit
+  constexpr CompressTables() : b32(), p64() {
+    for (int m = 0; m < 16; ++m) {
+      int k = 0;
+      for (int l = 0; l < 4; ++l)
+        if (m >> l & 1) {
+          for (int b = 0; b < 4; ++b) b32[m][4 * k + b] = (uint8_t)(4 * l + b);
+          p64[m][2 * k] = 2 * l;
+          p64[m][2 * k + 1] = 2 * l + 1;
+          ++k;
+        }
+      for (; k < 4; ++k) {
+        for (int b = 0; b < 4; ++b) b32[m][4 * k + b] = 0x80;
+        p64[m][2 * k] = 0;
+        p64[m][2 * k + 1] = 1;
+      }
     }
-  } while (mask);
+  }
+};
+constexpr CompressTables kCompress{};
+
+inline int popcount4(int m) { return (int)((0x4332322132212110ull >> (4 * m)) & 0xf); }
+
+// Per-band working set of pass 1b (about 27 kB: stays in L1/L2).
+template <typename T>
+struct Chunk {
+  alignas(32) uint64_t jobs[kChunkJobs + 4];
+  // covered pairs, in job order: edge functions, their sum, vertex depths
+  alignas(32) double w0[kChunkJobs + 4], w1[kChunkJobs + 4], w2[kChunkJobs + 4];
+  alignas(32) double s[kChunkJobs + 4], z0[kChunkJobs + 4], z1[kChunkJobs + 4],
+      z2[kChunkJobs + 4];
+  alignas(16) int32_t f[kChunkJobs + 4], pix[kChunkJobs + 4];
+  // their depth and barycentrics in the output dtype
+  alignas(32) T zt[kChunkJobs + 4], b0[kChunkJobs + 4], b1[kChunkJobs + 4], b2[kChunkJobs + 4];
+};
+
+// Coverage of jobs[0, nj) (nj >= 1), 4 per step; the covered ones are
+// appended, in order, to the hit arrays. Returns their number.
+template <typename T>
+PF3D_AVX2 inline int eval_jobs(Chunk<T>& C, int nj, const T* verts, const int32_t* tris,
+                               const RasterParams& p) {
+  for (int l = nj; l < ((nj + 3) & ~3); ++l) C.jobs[l] = C.jobs[nj - 1];  // masked off below
+  const __m256i perm = _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7);
+  const __m128i x0v = _mm_set1_epi32((int32_t)p.x0), y0v = _mm_set1_epi32((int32_t)p.y0);
+  const __m128i Wv = _mm_set1_epi32((int32_t)p.W), low16 = _mm_set1_epi32(0xffff);
+  int nh = 0;
+  for (int g = 0; g < nj; g += 4) {
+    const T* v[3][4];
+    for (int l = 0; l < 4; ++l) {
+      const int32_t* t = tris + 3 * (int64_t)(uint32_t)C.jobs[g + l];
+      v[0][l] = verts + 3 * (int64_t)t[0];
+      v[1][l] = verts + 3 * (int64_t)t[1];
+      v[2][l] = verts + 3 * (int64_t)t[2];
+    }
+    __m256d x[3], y[3], zc[3];
+    for (int k = 0; k < 3; ++k) load_xyz(v[k], x[k], y[k], zc[k]);
+    // faces | (i << 16 | j)
+    const __m256i J = _mm256_permutevar8x32_epi32(
+        _mm256_load_si256(reinterpret_cast<const __m256i*>(C.jobs + g)), perm);
+    const __m128i fv = _mm256_castsi256_si128(J), ij = _mm256_extracti128_si256(J, 1);
+    const __m128i jv = _mm_and_si128(ij, low16), iv = _mm_srli_epi32(ij, 16);
+    // (double)(x0 + j), (double)(y0 + i): exact in int32 (|x0| < 2^30, j < 2^15)
+    const __m256d px = _mm256_cvtepi32_pd(_mm_add_epi32(jv, x0v));
+    const __m256d py = _mm256_cvtepi32_pd(_mm_add_epi32(iv, y0v));
+    __m256d w[3], sum;
+    int mask = eval4(x, y, zc, px, py, w, sum);
+    if (nj - g < 4) mask &= (1 << (nj - g)) - 1;
+    const __m256i c64 = _mm256_load_si256(reinterpret_cast<const __m256i*>(kCompress.p64[mask]));
+    const __m128i c32 = _mm_load_si128(reinterpret_cast<const __m128i*>(kCompress.b32[mask]));
+    auto put = [&](double* dst, __m256d a) PF3D_AVX2 {
+      _mm256_storeu_pd(dst + nh, _mm256_castsi256_pd(
+                                     _mm256_permutevar8x32_epi32(_mm256_castpd_si256(a), c64)));
+    };
+    put(C.w0, w[0]);
+    put(C.w1, w[1]);
+    put(C.w2, w[2]);
+    put(C.s, sum);
+    put(C.z0, zc[0]);
+    put(C.z1, zc[1]);
+    put(C.z2, zc[2]);
+    // pixel index i * W + j < 2^30 (int16 windows)
+    const __m128i pix = _mm_add_epi32(_mm_mullo_epi32(iv, Wv), jv);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(C.f + nh), _mm_shuffle_epi8(fv, c32));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(C.pix + nh), _mm_shuffle_epi8(pix, c32));
+    nh += popcount4(mask);
+  }
+  return nh;
+}
+
+// Barycentrics w / sum and depth of hits[0, nh) (4 per step, the operations
+// of tri_eval), then their z-tests in order.
+template <typename T>
+PF3D_AVX2 inline void apply_hits(Chunk<T>& C, int nh, int32_t* face, T* bary, T* depth) {
+  for (int h = nh; h < ((nh + 3) & ~3); ++h) {  // defined values in the padding lanes
+    C.w0[h] = C.w1[h] = C.w2[h] = C.z0[h] = C.z1[h] = C.z2[h] = 0.0;
+    C.s[h] = 1.0;
+  }
+  for (int h = 0; h < nh; h += 4) {
+    const __m256d sum = _mm256_load_pd(C.s + h);
+    const __m256d b0 = _mm256_div_pd(_mm256_load_pd(C.w0 + h), sum);
+    const __m256d b1 = _mm256_div_pd(_mm256_load_pd(C.w1 + h), sum);
+    const __m256d b2 = _mm256_div_pd(_mm256_load_pd(C.w2 + h), sum);
+    const __m256d z =
+        _mm256_add_pd(_mm256_add_pd(_mm256_mul_pd(b0, _mm256_load_pd(C.z0 + h)),
+                                    _mm256_mul_pd(b1, _mm256_load_pd(C.z1 + h))),
+                      _mm256_mul_pd(b2, _mm256_load_pd(C.z2 + h)));
+    if constexpr (sizeof(T) == 4) {
+      __m128 zf = _mm256_cvtpd_ps(z);
+      zf = _mm_andnot_ps(_mm_cmpeq_ps(zf, _mm_setzero_ps()), zf);  // -0 -> +0
+      _mm_store_ps((float*)C.zt + h, zf);
+      _mm_store_ps((float*)C.b0 + h, _mm256_cvtpd_ps(b0));
+      _mm_store_ps((float*)C.b1 + h, _mm256_cvtpd_ps(b1));
+      _mm_store_ps((float*)C.b2 + h, _mm256_cvtpd_ps(b2));
+    } else {
+      _mm256_store_pd((double*)C.zt + h,
+                      _mm256_andnot_pd(_mm256_cmp_pd(z, _mm256_setzero_pd(), _CMP_EQ_OQ), z));
+      _mm256_store_pd((double*)C.b0 + h, b0);
+      _mm256_store_pd((double*)C.b1 + h, b1);
+      _mm256_store_pd((double*)C.b2 + h, b2);
+    }
+  }
+  for (int h = 0; h < nh; ++h) {
+    const int64_t pix = C.pix[h];
+    const T zt = C.zt[h];
+    if (face[pix] < 0 || zt > depth[pix]) {
+      face[pix] = C.f[h];
+      depth[pix] = zt;
+      bary[3 * pix] = C.b0[h];
+      bary[3 * pix + 1] = C.b1[h];
+      bary[3 * pix + 2] = C.b2[h];
+    }
+  }
 }
 
 // int16 windows only (the int32 ones take the baseline variant).
@@ -487,39 +566,45 @@ PF3D_AVX2 void raster_band_avx2(const T* verts, const int32_t* tris, const Raste
       nc += bad == 0;
     }
   }
-  // pass 1b: boxes of up to 2x2 centres become jobs (one per centre, batched
-  // by 4); a larger box flushes the pending jobs (z-test order) and is set up
-  // once and scanned.
-  uint64_t jobs[8];
-  int nj = 0;
-  for (int64_t q = 0; q < nc; ++q) {
-    const uint64_t bx = cbox[q];
-    const int32_t f = cand[q];
-    const int32_t jmin = (int16_t)bx, jmax = (int16_t)(bx >> 16);
-    const int32_t imin = (int16_t)(bx >> 32), imax = (int16_t)(bx >> 48);
-    const int32_t dj = jmax - jmin, di = imax - imin;  // >= 0
-    if ((dj | di) <= 1) {
-      const uint64_t base = (uint32_t)f | (uint64_t)jmin << 32 | (uint64_t)imin << 48;
-      // branch-free append of the 1, 2 or 4 centres
-      jobs[nj] = base;
-      jobs[nj + 1] = base + kJobJ;
-      jobs[nj + 1 + dj] = base + kJobI;
-      jobs[nj + 1 + dj + di] = base + kJobI + kJobJ;
-      nj += 1 + dj + di + (dj & di);
-      if (nj >= 4) {
-        run_jobs<T>(jobs, 4, verts, tris, p, face, bary, depth);
-        nj -= 4;
-        for (int l = 0; l < nj; ++l) jobs[l] = jobs[4 + l];
+  // pass 1b, in chunks of up to kChunkJobs jobs: boxes of up to 2x2 centres
+  // become jobs (one per centre); a larger box ends the chunk (z-test order)
+  // and is set up once and scanned after it.
+  Chunk<T> C;
+  int64_t q = 0;
+  while (q < nc) {
+    int nj = 0;
+    int64_t big = -1;
+    while (q < nc && nj <= kChunkJobs - 4) {
+      const uint64_t bx = cbox[q];
+      const int32_t jmin = (int16_t)bx, jmax = (int16_t)(bx >> 16);
+      const int32_t imin = (int16_t)(bx >> 32), imax = (int16_t)(bx >> 48);
+      const int32_t dj = jmax - jmin, di = imax - imin;  // >= 0
+      if ((dj | di) > 1) {
+        big = q++;
+        break;
       }
-    } else {
-      if (nj) run_jobs<T>(jobs, nj, verts, tris, p, face, bary, depth);
-      nj = 0;
+      // branch-free append of the 1, 2 or 4 centres
+      const uint64_t base = (uint32_t)cand[q] | (uint64_t)jmin << 32 | (uint64_t)imin << 48;
+      C.jobs[nj] = base;
+      C.jobs[nj + 1] = base + kJobJ;
+      C.jobs[nj + 1 + dj] = base + kJobI;
+      C.jobs[nj + 1 + dj + di] = base + kJobI + kJobJ;
+      nj += 1 + dj + di + (dj & di);
+      ++q;
+    }
+    if (nj) {
+      const int nh = eval_jobs<T>(C, nj, verts, tris, p);
+      if (nh) apply_hits<T>(C, nh, face, bary, depth);
+    }
+    if (big >= 0) {
+      const uint64_t bx = cbox[big];
+      const int32_t f = cand[big];
       const int32_t* t = tris + 3 * (int64_t)f;
       raster_box<T>(verts + 3 * (int64_t)t[0], verts + 3 * (int64_t)t[1],
-                    verts + 3 * (int64_t)t[2], f, p, imin, imax, jmin, jmax, face, bary, depth);
+                    verts + 3 * (int64_t)t[2], f, p, (int16_t)(bx >> 32), (int16_t)(bx >> 48),
+                    (int16_t)bx, (int16_t)(bx >> 16), face, bary, depth);
     }
   }
-  if (nj) run_jobs<T>(jobs, nj, verts, tris, p, face, bary, depth);
   finish_band<T>(W, r0, r1, face, depth);
 }
 
