@@ -2,7 +2,7 @@
 //
 // rasterize: for each (batch element, band of rows) task
 //   pass 0 (per vertex): the window-relative range of pixel centres each
-//     coordinate spans (ceil/floor, clamped) -> 16 bytes per vertex;
+//     coordinate spans (ceil/floor, clamped) -> 8 (int16) or 16 bytes a vertex;
 //   pass 1 (per triangle): the triangle's centre box is the min of the ceils and
 //     the max of the floors of its vertices (integer min/max only), so the many
 //     sub-pixel triangles that contain no centre are rejected in a handful of
@@ -12,6 +12,21 @@
 //   pass 2 (per pixel): background depth -inf -> 0.
 // Triangles are visited in increasing index order and a later triangle wins
 // only with a strictly larger depth, which gives the "smaller face on ties" rule.
+//
+// Two variants, picked at run time (same results bit for bit):
+//   baseline (SSE2): as above, one candidate at a time, with a float64
+//     pre-test that rejects single-centre candidates far outside;
+//   AVX2 (x86-64 GCC, int16 windows, when the CPU has AVX2; the environment
+//     variable PYFACE3D_RASTER_BASELINE=1 forces the baseline, for tests):
+//     pass 0 four vertices per step; pass 1a four triangles per step (64-bit
+//     gathers of the vertex boxes), keeping each candidate's clamped box;
+//     pass 1b in chunks of <= 256 jobs, a job being one (triangle, centre)
+//     pair of a box of at most 2x2 centres: the exact setup and edge tests
+//     of 4 jobs per step in float64 lanes (the IEEE operations of tri_setup /
+//     tri_eval in the same order, no FMA), covered lanes compacted in order,
+//     their barycentrics / depths 4 per step, then the z-tests in job order.
+//     A larger box ends the chunk and is scanned by the scalar code.
+// Scratch buffers live per thread and are reused across calls.
 #include "kernels/raster.h"
 
 #include <algorithm>
@@ -670,13 +685,15 @@ void rasterize_cpu(const T* vertices, const int32_t* triangles, const RasterPara
       if (r0 >= r1) continue;
       if (small)
         run_band<T, int16_t>(vertices + b * p.N * 3, triangles, p, r0, r1,
-                             static_cast<VBox<int16_t>*>(vb), s.cand.data(), s.cbox.data(), face_index + b * HW,
-                             bary + b * HW * 3, depth + b * HW);
+                             static_cast<VBox<int16_t>*>(vb), s.cand.data(), s.cbox.data(),
+                             face_index + b * HW, bary + b * HW * 3, depth + b * HW);
       else
         run_band<T, int32_t>(vertices + b * p.N * 3, triangles, p, r0, r1,
-                             static_cast<VBox<int32_t>*>(vb), s.cand.data(), s.cbox.data(), face_index + b * HW,
-                             bary + b * HW * 3, depth + b * HW);
+                             static_cast<VBox<int32_t>*>(vb), s.cand.data(), s.cbox.data(),
+                             face_index + b * HW, bary + b * HW * 3, depth + b * HW);
     }
+    // keep the scratch of face-sized meshes (about 1.2 MB for BFM); give huge ones back
+    if (s.vbox.size() + 12 * s.cand.size() > (size_t(64) << 20)) s = Scratch();
   });
 }
 
