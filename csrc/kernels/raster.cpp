@@ -530,6 +530,8 @@ PF3D_AVX2 void raster_band_avx2(const T* verts, const int32_t* tris, const Raste
       const __m256i lo4 = _mm256_broadcastq_epi64(lo_clamp);
       const __m256i hi4 = _mm256_broadcastq_epi64(hi_clamp);
       const long long* vb64 = reinterpret_cast<const long long*>(vbox);
+      const __m256i lanes02 = _mm256_set1_epi64x(0x0000ffff0000ffffLL);
+      const __m128i iota = _mm_setr_epi32(0, 1, 2, 3);
       for (; f + 4 <= p.F; f += 4) {
         const float* t = reinterpret_cast<const float*>(tris + 3 * f);
         const __m128 L0 = _mm_loadu_ps(t), L1 = _mm_loadu_ps(t + 4), L2 = _mm_loadu_ps(t + 8);
@@ -547,24 +549,22 @@ PF3D_AVX2 void raster_band_avx2(const T* verts, const int32_t* tris, const Raste
         const __m256i mn = _mm256_max_epi16(_mm256_min_epi16(a, _mm256_min_epi16(b, c)), lo4);
         const __m256i mx = _mm256_srli_epi64(_mm256_max_epi16(a, _mm256_max_epi16(b, c)), 16);
         const __m256i mxc = _mm256_min_epi16(mx, hi4);
-        const uint32_t bad = (uint32_t)_mm256_movemask_epi8(_mm256_cmpgt_epi16(mn, mxc));
+        // candidates: lanes 0 (columns) and 2 (rows) not empty
+        const __m256i bad = _mm256_and_si256(_mm256_cmpgt_epi16(mn, mxc), lanes02);
+        const int m = _mm256_movemask_pd(
+            _mm256_castsi256_pd(_mm256_cmpeq_epi64(bad, _mm256_setzero_si256())));
         // per 128-bit half: boxes of triangles (0, 1) and (2, 3)
         const __m256 bx = _mm256_shuffle_ps(_mm256_castsi256_ps(_mm256_unpacklo_epi16(mn, mxc)),
                                             _mm256_castsi256_ps(_mm256_unpackhi_epi16(mn, mxc)),
                                             _MM_SHUFFLE(2, 0, 2, 0));
-        const __m128 b01 = _mm256_castps256_ps128(bx), b23 = _mm256_extractf128_ps(bx, 1);
-        _mm_storel_pi(reinterpret_cast<__m64*>(cbox + nc), b01);
-        cand[nc] = (int32_t)f;
-        nc += (bad & 0x33u) == 0;
-        _mm_storeh_pi(reinterpret_cast<__m64*>(cbox + nc), b01);
-        cand[nc] = (int32_t)f + 1;
-        nc += (bad & 0x3300u) == 0;
-        _mm_storel_pi(reinterpret_cast<__m64*>(cbox + nc), b23);
-        cand[nc] = (int32_t)f + 2;
-        nc += (bad & 0x330000u) == 0;
-        _mm_storeh_pi(reinterpret_cast<__m64*>(cbox + nc), b23);
-        cand[nc] = (int32_t)f + 3;
-        nc += (bad & 0x33000000u) == 0;
+        // compacted stores (nc + 4 <= f + 4 <= F)
+        const __m256i c64 = _mm256_load_si256(reinterpret_cast<const __m256i*>(kCompress.p64[m]));
+        const __m128i c32 = _mm_load_si128(reinterpret_cast<const __m128i*>(kCompress.b32[m]));
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(cbox + nc),
+                            _mm256_permutevar8x32_epi32(_mm256_castps_si256(bx), c64));
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(cand + nc),
+                         _mm_shuffle_epi8(_mm_add_epi32(_mm_set1_epi32((int32_t)f), iota), c32));
+        nc += popcount4(m);
       }
     }
     for (; f < p.F; ++f) {
