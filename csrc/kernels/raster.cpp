@@ -533,19 +533,21 @@ PF3D_AVX2 void raster_band_avx2(const T* verts, const int32_t* tris, const Raste
       const __m256i lanes02 = _mm256_set1_epi64x(0x0000ffff0000ffffLL);
       const __m128i iota = _mm_setr_epi32(0, 1, 2, 3);
       for (; f + 4 <= p.F; f += 4) {
-        const float* t = reinterpret_cast<const float*>(tris + 3 * f);
-        const __m128 L0 = _mm_loadu_ps(t), L1 = _mm_loadu_ps(t + 4), L2 = _mm_loadu_ps(t + 8);
-        // a0 b0 c0 a1 | b1 c1 a2 b2 | c2 a3 b3 c3
-        const __m128 ia = _mm_insert_ps(_mm_shuffle_ps(L0, L1, _MM_SHUFFLE(3, 2, 3, 0)), L2,
-                                        (1 << 6) | (3 << 4));  // a0 a1 a2 a3
-        __m128 ib = _mm_shuffle_ps(L1, L2, _MM_SHUFFLE(0, 2, 3, 0));  // b1 b2 b3 c2
-        ib = _mm_castsi128_ps(_mm_slli_si128(_mm_castps_si128(ib), 4));
-        ib = _mm_insert_ps(ib, L0, (1 << 6) | (0 << 4));  // b0 b1 b2 b3
-        __m128 ic = _mm_shuffle_ps(L0, L1, _MM_SHUFFLE(2, 1, 2, 2));  // c0 c0 c1 a2
-        ic = _mm_shuffle_ps(ic, L2, _MM_SHUFFLE(3, 0, 2, 0));         // c0 c1 c2 c3
-        const __m256i a = _mm256_i32gather_epi64(vb64, _mm_castps_si128(ia), 8);
-        const __m256i b = _mm256_i32gather_epi64(vb64, _mm_castps_si128(ib), 8);
-        const __m256i c = _mm256_i32gather_epi64(vb64, _mm_castps_si128(ic), 8);
+        const int32_t* t = tris + 3 * f;
+        // a0 b0 c0 a1 b1 c1 a2 b2 c2 a3 b3 c3: plain 64-bit loads (gathers are slow on
+        // some CPUs)
+        auto load4 = [vb64](int32_t v0, int32_t v1, int32_t v2, int32_t v3) PF3D_AVX2 {
+          const __m128i lo = _mm_castpd_si128(_mm_loadh_pd(
+              _mm_castsi128_pd(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(vb64 + v0))),
+              reinterpret_cast<const double*>(vb64 + v1)));
+          const __m128i hi = _mm_castpd_si128(_mm_loadh_pd(
+              _mm_castsi128_pd(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(vb64 + v2))),
+              reinterpret_cast<const double*>(vb64 + v3)));
+          return _mm256_inserti128_si256(_mm256_castsi128_si256(lo), hi, 1);
+        };
+        const __m256i a = load4(t[0], t[3], t[6], t[9]);
+        const __m256i b = load4(t[1], t[4], t[7], t[10]);
+        const __m256i c = load4(t[2], t[5], t[8], t[11]);
         const __m256i mn = _mm256_max_epi16(_mm256_min_epi16(a, _mm256_min_epi16(b, c)), lo4);
         const __m256i mx = _mm256_srli_epi64(_mm256_max_epi16(a, _mm256_max_epi16(b, c)), 16);
         const __m256i mxc = _mm256_min_epi16(mx, hi4);
