@@ -18,8 +18,9 @@
 //     pre-test that rejects single-centre candidates far outside;
 //   AVX2 (x86-64 GCC, int16 windows, when the CPU has AVX2; the environment
 //     variable PYFACE3D_RASTER_BASELINE=1 forces the baseline, for tests):
-//     pass 0 four vertices per step; pass 1a four triangles per step (64-bit
-//     gathers of the vertex boxes), keeping each candidate's clamped box;
+//     pass 0 four vertices per step; pass 1a four triangles per step (one
+//     256-bit min/max over their vertex boxes), candidates and their clamped
+//     boxes stored compacted;
 //     pass 1b in chunks of <= 256 jobs, a job being one (triangle, centre)
 //     pair of a box of at most 2x2 centres: the exact setup and edge tests
 //     of 4 jobs per step in float64 lanes (the IEEE operations of tri_setup /
@@ -526,7 +527,7 @@ PF3D_AVX2 void raster_band_avx2(const T* verts, const int32_t* tris, const Raste
     const __m128i hi_clamp = _mm_setr_epi16((int16_t)chi, 0, (int16_t)rhi, 0, 0, 0, 0, 0);
     int64_t f = 0;
     {
-      // four triangles per step: 64-bit gathers of the vertex boxes
+      // four triangles per step
       const __m256i lo4 = _mm256_broadcastq_epi64(lo_clamp);
       const __m256i hi4 = _mm256_broadcastq_epi64(hi_clamp);
       const long long* vb64 = reinterpret_cast<const long long*>(vbox);
