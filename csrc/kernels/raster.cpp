@@ -26,7 +26,8 @@
 //     of 4 jobs per step in float64 lanes (the IEEE operations of tri_setup /
 //     tri_eval in the same order, no FMA), covered lanes compacted in order,
 //     their barycentrics / depths 4 per step, then the z-tests in job order.
-//     A larger box ends the chunk and is scanned by the scalar code.
+//     A larger box is scanned by the scalar code between the z-tests of the
+//     jobs before it and those after it.
 // Scratch buffers live per thread and are reused across calls.
 #include "kernels/raster.h"
 
@@ -372,6 +373,7 @@ PF3D_AVX2 inline void load_xyz(const double* const v[4], __m256d& X, __m256d& Y,
 // row i in 48-63 (window relative; int16 windows only).
 constexpr uint64_t kJobJ = uint64_t(1) << 32, kJobI = uint64_t(1) << 48;
 constexpr int kChunkJobs = 256;
+constexpr int kChunkBig = 64;  // boxes larger than 2x2 per chunk
 
 // Lane compaction: for a mask of 4 lanes, the set lanes first, in order.
 struct CompressTables {
@@ -410,6 +412,12 @@ struct Chunk {
   alignas(16) int32_t f[kChunkJobs + 4], pix[kChunkJobs + 4];
   // their depth and barycentrics in the output dtype
   alignas(32) T zt[kChunkJobs + 4], b0[kChunkJobs + 4], b1[kChunkJobs + 4], b2[kChunkJobs + 4];
+  // per group of 4 jobs: hits before it and its covered lanes
+  int32_t gpre[kChunkJobs / 4 + 1];
+  uint8_t gmask[kChunkJobs / 4 + 1];
+  // larger boxes: their candidate and the number of jobs before them
+  int64_t bigq[kChunkBig];
+  int32_t bigpos[kChunkBig];
 };
 
 // Coverage of jobs[0, nj) (nj >= 1), 4 per step; the covered ones are
@@ -443,6 +451,8 @@ PF3D_AVX2 inline int eval_jobs(Chunk<T>& C, int nj, const T* verts, const int32_
     __m256d w[3], sum;
     int mask = eval4(x, y, zc, px, py, w, sum);
     if (nj - g < 4) mask &= (1 << (nj - g)) - 1;
+    C.gpre[g >> 2] = nh;
+    C.gmask[g >> 2] = (uint8_t)mask;
     const __m256i c64 = _mm256_load_si256(reinterpret_cast<const __m256i*>(kCompress.p64[mask]));
     const __m128i c32 = _mm_load_si128(reinterpret_cast<const __m128i*>(kCompress.b32[mask]));
     auto put = [&](double* dst, __m256d a) PF3D_AVX2 {
@@ -466,9 +476,9 @@ PF3D_AVX2 inline int eval_jobs(Chunk<T>& C, int nj, const T* verts, const int32_
 }
 
 // Barycentrics w / sum and depth of hits[0, nh) (4 per step, the operations
-// of tri_eval), then their z-tests in order.
+// of tri_eval).
 template <typename T>
-PF3D_AVX2 inline void apply_hits(Chunk<T>& C, int nh, int32_t* face, T* bary, T* depth) {
+PF3D_AVX2 inline void finish_hits(Chunk<T>& C, int nh) {
   for (int h = nh; h < ((nh + 3) & ~3); ++h) {  // defined values in the padding lanes
     C.w0[h] = C.w1[h] = C.w2[h] = C.z0[h] = C.z1[h] = C.z2[h] = 0.0;
     C.s[h] = 1.0;
@@ -497,7 +507,13 @@ PF3D_AVX2 inline void apply_hits(Chunk<T>& C, int nh, int32_t* face, T* bary, T*
       _mm256_store_pd((double*)C.b2 + h, b2);
     }
   }
-  for (int h = 0; h < nh; ++h) {
+}
+
+// z-tests of hits[h0, h1), in order.
+template <typename T>
+PF3D_AVX2 inline void ztest_hits(const Chunk<T>& C, int h0, int h1, int32_t* face, T* bary,
+                                 T* depth) {
+  for (int h = h0; h < h1; ++h) {
     const int64_t pix = C.pix[h];
     const T zt = C.zt[h];
     if (face[pix] < 0 || zt > depth[pix]) {
@@ -585,21 +601,21 @@ PF3D_AVX2 void raster_band_avx2(const T* verts, const int32_t* tris, const Raste
     }
   }
   // pass 1b, in chunks of up to kChunkJobs jobs: boxes of up to 2x2 centres
-  // become jobs (one per centre); a larger box ends the chunk (z-test order)
-  // and is set up once and scanned after it.
+  // become jobs (one per centre); a larger box is set up once and scanned
+  // between the z-tests of the jobs before it and of those after it.
   Chunk<T> C;
   int64_t q = 0;
   while (q < nc) {
-    int nj = 0;
-    int64_t big = -1;
-    while (q < nc && nj <= kChunkJobs - 4) {
+    int nj = 0, nbig = 0;
+    while (q < nc && nj <= kChunkJobs - 4 && nbig < kChunkBig) {
       const uint64_t bx = cbox[q];
       const int32_t jmin = (int16_t)bx, jmax = (int16_t)(bx >> 16);
       const int32_t imin = (int16_t)(bx >> 32), imax = (int16_t)(bx >> 48);
       const int32_t dj = jmax - jmin, di = imax - imin;  // >= 0
       if ((dj | di) > 1) {
-        big = q++;
-        break;
+        C.bigq[nbig] = q++;
+        C.bigpos[nbig++] = nj;
+        continue;
       }
       // branch-free append of the 1, 2 or 4 centres
       const uint64_t base = (uint32_t)cand[q] | (uint64_t)jmin << 32 | (uint64_t)imin << 48;
@@ -610,18 +626,24 @@ PF3D_AVX2 void raster_band_avx2(const T* verts, const int32_t* tris, const Raste
       nj += 1 + dj + di + (dj & di);
       ++q;
     }
-    if (nj) {
-      const int nh = eval_jobs<T>(C, nj, verts, tris, p);
-      if (nh) apply_hits<T>(C, nh, face, bary, depth);
-    }
-    if (big >= 0) {
-      const uint64_t bx = cbox[big];
-      const int32_t f = cand[big];
+    const int nh = nj ? eval_jobs<T>(C, nj, verts, tris, p) : 0;
+    if (nh) finish_hits<T>(C, nh);
+    int h = 0;
+    for (int k = 0; k < nbig; ++k) {
+      const int pos = C.bigpos[k];
+      const int hb = pos >= nj ? nh
+                               : C.gpre[pos >> 2] +
+                                     popcount4(C.gmask[pos >> 2] & ((1 << (pos & 3)) - 1));
+      ztest_hits<T>(C, h, hb, face, bary, depth);
+      h = hb;
+      const uint64_t bx = cbox[C.bigq[k]];
+      const int32_t f = cand[C.bigq[k]];
       const int32_t* t = tris + 3 * (int64_t)f;
       raster_box<T>(verts + 3 * (int64_t)t[0], verts + 3 * (int64_t)t[1],
                     verts + 3 * (int64_t)t[2], f, p, (int16_t)(bx >> 32), (int16_t)(bx >> 48),
                     (int16_t)bx, (int16_t)(bx >> 16), face, bary, depth);
     }
+    ztest_hits<T>(C, h, nh, face, bary, depth);
   }
   finish_band<T>(W, r0, r1, face, depth);
 }
