@@ -137,3 +137,27 @@ def cases(device: str, quick: bool):
         out.append(absolute("rasterize BFM-size 120x120 B=64 (CUDA)", fn, 64 * 50e-6,
                             "< 50 us per face", None))
     return out
+
+
+def _single_thread_timings(sizes=(120, 256), calls: int = 300) -> None:
+    """Median / min of `calls` single-thread B=1 rasterize calls of the
+    BFM-sized mesh (the numbers in docs/ops_raster.md)."""
+    import time
+    torch.set_num_threads(1)
+    for size in sizes:
+        v, t = bfm_like_mesh(size)
+        fn = lambda: torch.ops.pyface3d.rasterize(v, t, size, size, 0, 0)  # noqa: E731
+        for _ in range(20):
+            fn()
+        ts = []
+        for _ in range(calls):
+            t0 = time.perf_counter()
+            fn()
+            ts.append(time.perf_counter() - t0)
+        ts.sort()
+        print(f"rasterize {size}x{size} B=1, 1 thread: median {ts[len(ts) // 2] * 1e3:.3f} ms, "
+              f"min {ts[0] * 1e3:.3f} ms")
+
+
+if __name__ == "__main__":  # python -m bench.bench_raster
+    _single_thread_timings()

@@ -212,6 +212,62 @@ def test_rasterize_threads_deterministic():
         assert torch.equal(x, y)
 
 
+def small_triangle_mesh(dtype, seed=0):
+    """Many small triangles (boxes of 1 to 4 centres, several chunks of work),
+    every 37th one large; vertices often on centres / half pixels, integer
+    depths (ties), a NaN and an Inf."""
+    g = torch.Generator().manual_seed(seed)
+    F = 1500
+    c = torch.rand(F, 1, 2, generator=g, dtype=torch.float64) * 44 - 2
+    d = (torch.rand(F, 3, 2, generator=g, dtype=torch.float64) - 0.5) * 2.5
+    d[::37] *= 12
+    xy = c + d
+    xy[::3] = torch.round(xy[::3] * 2) / 2
+    z = torch.randint(0, 4, (F, 3, 1), generator=g).to(torch.float64)
+    v = torch.cat([xy, z], -1).reshape(1, F * 3, 3)
+    v[0, 10, 0] = float("nan")
+    v[0, 20, 2] = float("inf")
+    t = torch.arange(F * 3, dtype=torch.int32).reshape(F, 3)
+    return v.to(dtype), t
+
+
+_VARIANT_SCRIPT = """
+import sys, torch
+sys.path.insert(0, sys.argv[2])
+from pyface3d.ops import raster
+cases = torch.load(sys.argv[1])
+torch.save([raster.rasterize(*c) for c in cases], sys.argv[1] + '.out')
+"""
+
+
+@needs_c
+def test_cpu_variants_bit_identical(tmp_path):
+    # The CPU kernel has a baseline and an AVX2 variant (picked at run time);
+    # PYFACE3D_RASTER_BASELINE=1 forces the baseline in a fresh process.
+    import os
+    import subprocess
+    import sys
+    root = os.path.dirname(os.path.dirname(os.path.abspath(raster.__file__)))
+    cases = []
+    for dtype in DTYPES:
+        v, t = small_triangle_mesh(dtype)
+        cases += [(v, t, 40, 44, 0, 0), (v, t, 23, 17, 5, -3)]
+        v, t = random_mesh(B=2, N=60, F=90, H=24, W=28, dtype=dtype, seed=3)
+        cases.append((v, t, 24, 28, 0, 0))
+    path = str(tmp_path / "cases.pt")
+    torch.save(cases, path)
+    env = dict(os.environ, PYFACE3D_RASTER_BASELINE="1")
+    subprocess.run([sys.executable, "-c", _VARIANT_SCRIPT, path, root], env=env, check=True)
+    base = torch.load(path + ".out")
+    for c, b in zip(cases, base):
+        out = raster.rasterize(*c)
+        for x, y in zip(out, b):
+            assert torch.equal(x.view(-1).view(torch.uint8), y.view(-1).view(torch.uint8))
+        r = ref.rasterize(*c)
+        for x, y in zip(out, r):
+            assert torch.equal(x, y)
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_non_finite_vertices_cover_nothing(dtype):
     v, t = random_mesh(dtype=dtype, seed=4)
