@@ -66,17 +66,19 @@ class RenderedFaces(Dataset):
     Sample ``i`` depends only on ``(seed, i)``. Coefficients are drawn as
     ``param_mean + coeff_scale * param_std * N(0, 1)``; yaw, pitch and roll
     uniformly in the given ranges (degrees); the face fills ``fill`` of the crop.
+    ``cache=True`` keeps rendered samples in memory (small sets rendered once).
     """
 
     def __init__(self, morphable, n: int = 1000, seed: int = 0, size: int = 120,
                  yaw: float = 60.0, pitch: float = 20.0, roll: float = 15.0,
-                 coeff_scale: float = 0.7, fill: float = 0.75):
+                 coeff_scale: float = 0.7, fill: float = 0.75, cache: bool = False):
         if n < 1:
             raise ValueError(f"rendered dataset: `n` must be >= 1, got {n}")
         mm = morphable.to("cpu")
         self.mm, self.n, self.seed, self.size = mm, int(n), int(seed), int(size)
         self.yaw, self.pitch, self.roll = yaw, pitch, roll
         self.coeff_scale, self.fill = coeff_scale, fill
+        self._cache = {} if cache else None
         mean = mm.mean.view(-1, 3).double()
         self.centre = (mean.max(0).values + mean.min(0).values) / 2
         self.extent = float((mean.max(0).values - mean.min(0).values)[:2].max())
@@ -132,10 +134,15 @@ class RenderedFaces(Dataset):
     def __getitem__(self, i: int) -> Dict[str, Any]:
         if not 0 <= i < self.n:
             raise IndexError(f"rendered dataset index {i} out of range [0, {self.n})")
+        if self._cache is not None and i in self._cache:
+            return dict(self._cache[i])
         params = self.params_of(i)
         img = self.render(params, i)
         x = (img.permute(2, 0, 1) - 127.5) / 128.0
-        return {"image": x.contiguous().float(), "params": params, "index": i}
+        item = {"image": x.contiguous().float(), "params": params, "index": i}
+        if self._cache is not None:
+            self._cache[i] = item
+        return dict(item)
 
 
 def default_augmentation(morphable, flip: bool = True):

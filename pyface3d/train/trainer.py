@@ -155,6 +155,7 @@ def train(cfg: TrainConfig, device: str = "auto", progress: bool = True) -> Dict
     p_std = mm.param_std.to(info.device)
 
     epoch, epoch_step, step = 0, 0, 0
+    resumed = False
     ckpt_path = out / "last.pt"
     if ckpt_path.exists():
         ck = load_checkpoint(ckpt_path)
@@ -167,6 +168,7 @@ def train(cfg: TrainConfig, device: str = "auto", progress: bool = True) -> Dict
         scaler.load_state_dict(ck["scaler"])
         epoch, epoch_step, step = ck["epoch"], ck["epoch_step"], ck["step"]
         torch.set_rng_state(ck["rng_cpu"])
+        resumed = epoch_step > 0  # mid-epoch: keep the saved random stream
         if info.is_main:
             print(f"resuming from {ckpt_path}: epoch {epoch}, step {step}")
 
@@ -196,7 +198,10 @@ def train(cfg: TrainConfig, device: str = "auto", progress: bool = True) -> Dict
         while epoch < cfg.epochs and not done:
             sampler.set_epoch(epoch, skip=epoch_step * cfg.batch_size)
             _set_dataset_epoch(dataset, epoch)
-            seed_everything(cfg.seed + 7919 * epoch + 104729 * info.rank + epoch_step)
+            if resumed:  # continue the checkpoint's random stream (dropout, ...) exactly
+                resumed = False
+            else:
+                seed_everything(cfg.seed + 7919 * epoch + 104729 * info.rank)
             net.train()
             it = loader
             if progress and info.is_main:
