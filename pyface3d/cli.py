@@ -38,7 +38,7 @@ def _cmd_eval(args) -> int:
         res = fn(args.root, weights=args.weights, morphable=args.morphable,
                  teacher=args.teacher, out=args.out, batch_size=args.batch_size,
                  device=args.device, progress=not args.no_progress,
-                 num_workers=args.num_workers)
+                 num_workers=args.num_workers, optimize=not args.no_optimize)
     except (OSError, ValueError, KeyError, RuntimeError) as e:
         msg = e.args[0] if isinstance(e, KeyError) and e.args else e
         print(f"pyface3d eval {args.what}: error: {msg}", file=sys.stderr)
@@ -86,6 +86,8 @@ def main(argv=None) -> int:
     q.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     q.add_argument("--num-workers", type=int, default=0, help="DataLoader workers (default 0)")
     q.add_argument("--no-progress", action="store_true", help="no progress bar")
+    q.add_argument("--no-optimize", action="store_true",
+                   help="run the network as a plain module (no trace + freeze)")
     q.set_defaults(fn=_cmd_eval)
     args = p.parse_args(argv)
     return args.fn(args)

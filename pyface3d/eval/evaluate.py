@@ -17,6 +17,7 @@ Pipeline for every 120x120 crop (batched, ``torch.no_grad``, tqdm progress bar):
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -163,11 +164,37 @@ def load_predictor(weights=None, morphable="ict", teacher=None,
     return load_weights(weights, morphable, device)
 
 
+def _frozen(net: torch.nn.Module, example: torch.Tensor) -> torch.nn.Module:
+    """``net`` traced and frozen for inference (BatchNorm folded into the convolutions,
+    oneDNN kernels on CPU): about 2x faster for MobileNet-style networks on CPU. The result is
+    checked against ``net`` on ``example``; on any failure ``net`` itself is returned."""
+    import warnings
+
+    try:
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            traced = torch.jit.trace(net.eval(), example, check_trace=False)
+            fast = torch.jit.optimize_for_inference(torch.jit.freeze(traced))
+            a, b = net(example), fast(example)
+            half = example[: max(1, example.shape[0] // 2)]
+            c, d = net(half), fast(half)
+        tol = 1e-3 * (1 + float(a.abs().max()))
+        if (a.shape == b.shape and c.shape == d.shape and float((a - b).abs().max()) < tol
+                and float((c - d).abs().max()) < tol):
+            return fast
+    except Exception:  # noqa: BLE001 - any tracing problem: run the module as it is
+        pass
+    return net
+
+
 def predict_landmarks(predictor: LandmarkPredictor, dataset, batch_size: int = 128,
                       device="cpu", progress: bool = True, num_workers: int = 0,
-                      keys: Sequence[str] = (), desc: str = "eval") -> Dict[str, object]:
+                      keys: Sequence[str] = (), desc: str = "eval",
+                      optimize: bool = True) -> Dict[str, object]:
     """Run ``predictor`` over every item of ``dataset`` (dicts with ``image`` (3, 120, 120) and
-    ``roi`` (4,)).
+    ``roi`` (4,)). With ``optimize`` (default) the network is traced and frozen for inference
+    on the first batch (:func:`_frozen`; outputs agree with the module to float32 rounding,
+    the module is used as is if tracing fails).
 
     Returns a dict: ``pred68`` (N, 68, 2) float64 image coordinates (0-based pixels),
     ``roi`` (N, 4) and, for each name in ``keys``, the items' values (tensors stacked into
@@ -188,10 +215,15 @@ def predict_landmarks(predictor: LandmarkPredictor, dataset, batch_size: int = 1
     preds: List[np.ndarray] = []
     rois: List[np.ndarray] = []
     got: Dict[str, list] = {k: [] for k in keys}
+    run = predictor
     with torch.no_grad(), tqdm(total=len(dataset), desc=desc, unit="img",
                                disable=not progress) as bar:
         for batch in loader:
-            lm = predictor(batch["image"].to(dev, non_blocking=True))
+            images = batch["image"].to(dev, non_blocking=True)
+            if optimize and run is predictor:
+                run = dataclasses.replace(predictor, net=_frozen(predictor.net.eval(),
+                                                                 images))
+            lm = run(images)
             roi = batch["roi"].to(torch.float64)
             preds.append(crop_to_image(lm.numpy(), roi.numpy())[..., :2])
             rois.append(roi.numpy())
@@ -306,16 +338,19 @@ def _predictor(predictor, weights, morphable, teacher, device) -> LandmarkPredic
     return load_predictor(weights, morphable, teacher, device)
 
 
-def _settings(root, weights, morphable, teacher, device, batch_size) -> Dict[str, object]:
+def _settings(root, weights, morphable, teacher, device, batch_size,
+              optimize) -> Dict[str, object]:
     return {"root": os.fspath(root), "weights": None if weights is None else os.fspath(weights),
             "morphable": None if weights is None else str(morphable),
             "teacher": None if teacher is None else os.fspath(teacher),
-            "device": str(device), "batch_size": batch_size}
+            "device": str(device), "batch_size": batch_size, "optimize": bool(optimize),
+            "torch_threads": torch.get_num_threads()}
 
 
 def evaluate_aflw(root, weights=None, morphable="ict", teacher=None, *,
                   predictor: Predictorish = None, out=None, batch_size: int = 128,
-                  device="cpu", progress: bool = True, num_workers: int = 0) -> EvalResult:
+                  device="cpu", progress: bool = True, num_workers: int = 0,
+                  optimize: bool = True) -> EvalResult:
     """AFLW on the aflw-dev protocol (../shared/README.md "How aflw-dev is scored").
 
     Args:
@@ -327,6 +362,7 @@ def evaluate_aflw(root, weights=None, morphable="ict", teacher=None, *,
         predictor: a ready :class:`LandmarkPredictor` (tests, custom networks).
         out: optional folder for ``aflw_nme.md``, ``aflw_nme.json``, ``aflw_ced.png``.
         batch_size, device ("cpu" | "cuda"), progress (tqdm bar), num_workers (DataLoader).
+        optimize: trace + freeze the network for inference (see :func:`predict_landmarks`).
 
     Returns:
         :class:`EvalResult`; ``errors`` per crop: mean distance over the visible AFLW points
@@ -347,14 +383,16 @@ def evaluate_aflw(root, weights=None, morphable="ict", teacher=None, *,
     ds = AFLWDataset(root)
     t0 = time.perf_counter()
     r = predict_landmarks(pred, ds, batch_size, device, progress, num_workers,
-                          keys=("pts21", "visible", "yaw", "name"), desc="AFLW")
+                          keys=("pts21", "visible", "yaw", "name"), desc="AFLW",
+                          optimize=optimize)
     pts21 = np.where(r["visible"][..., None] > 0, r["pts21"], -1.0)
     errors = metrics.aflw_dev_nme(r["pred68"], pts21)
     yaw = np.asarray(r["yaw"], np.float64)
     buckets = metrics.bucket_by_yaw(errors, yaw)
     seconds = time.perf_counter() - t0
     res = EvalResult("aflw", "AFLW (21 pts)", pred.name, list(r["name"]), yaw, errors, buckets,
-                     seconds, _settings(root, weights, morphable, teacher, device, batch_size))
+                     seconds, _settings(root, weights, morphable, teacher, device, batch_size,
+                               optimize))
     if out is not None:
         res.info["files"] = res.write(out)
     return res
@@ -362,7 +400,8 @@ def evaluate_aflw(root, weights=None, morphable="ict", teacher=None, *,
 
 def evaluate_aflw2000(root, weights=None, morphable="ict", teacher=None, *,
                       predictor: Predictorish = None, out=None, batch_size: int = 128,
-                      device="cpu", progress: bool = True, num_workers: int = 0) -> EvalResult:
+                      device="cpu", progress: bool = True, num_workers: int = 0,
+                  optimize: bool = True) -> EvalResult:
     """AFLW2000-3D with 3DDFA's benchmark protocol (DESIGN.md).
 
     Args:
@@ -370,7 +409,7 @@ def evaluate_aflw2000(root, weights=None, morphable="ict", teacher=None, *,
             crops are made by :class:`pyface3d.data.AFLW2000Dataset` (ROI from the landmarks
             with ``benchmarkCrop.m``'s rounding, 3DDFA_V2 crop).
         weights, morphable, teacher, predictor, out, batch_size, device, progress,
-        num_workers: as :func:`evaluate_aflw` (files ``aflw2000_nme.md`` / ``.json`` /
+        num_workers, optimize: as :func:`evaluate_aflw` (files ``aflw2000_nme.md`` / ``.json`` /
         ``aflw2000_ced.png``).
 
     Returns:
@@ -391,14 +430,16 @@ def evaluate_aflw2000(root, weights=None, morphable="ict", teacher=None, *,
                                 "image*.jpg files, each with a .mat of the same name") from e
     t0 = time.perf_counter()
     r = predict_landmarks(pred, ds, batch_size, device, progress, num_workers,
-                          keys=("landmarks_image", "yaw", "name"), desc="AFLW2000-3D")
+                          keys=("landmarks_image", "yaw", "name"), desc="AFLW2000-3D",
+                          optimize=optimize)
     errors = metrics.aflw2000_nme(r["pred68"], r["landmarks_image"][..., :2])
     yaw = np.asarray(r["yaw"], np.float64)
     buckets = metrics.bucket_by_yaw(errors, yaw)
     seconds = time.perf_counter() - t0
     res = EvalResult("aflw2000", "AFLW2000-3D (68 pts)", pred.name, list(r["name"]), yaw,
                      errors, buckets, seconds,
-                     _settings(root, weights, morphable, teacher, device, batch_size))
+                     _settings(root, weights, morphable, teacher, device, batch_size,
+                               optimize))
     if out is not None:
         res.info["files"] = res.write(out)
     return res
