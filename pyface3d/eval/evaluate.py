@@ -21,6 +21,7 @@ import dataclasses
 import json
 import math
 import os
+import pickle
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Sequence, Union
@@ -101,8 +102,21 @@ def load_weights(weights, morphable="ict", device="cpu") -> LandmarkPredictor:
     if not os.path.isfile(weights):
         raise FileNotFoundError(f"argument `weights` (--weights): {weights} is not a file; pass "
                                 "the model.pt written by `pyface3d train`")
-    mm = resolve(morphable)
-    net = load_trained(weights, mm).to(_device(device)).eval()
+    dev = _device(device)
+    try:
+        mm = resolve(morphable)
+    except (OSError, ValueError, KeyError) as e:
+        raise type(e)(f"argument `morphable` (--morphable): {e}") from e
+    try:
+        net = load_trained(weights, mm)
+    except ValueError as e:
+        if "morphable" in str(e):
+            raise ValueError(f"argument `morphable` (--morphable): {e}") from e
+        raise ValueError(f"argument `weights` (--weights): {e}") from e
+    except (KeyError, RuntimeError, EOFError, pickle.UnpicklingError) as e:
+        raise ValueError(f"argument `weights` (--weights): {weights} is not a model.pt written "
+                         f"by `pyface3d train` ({type(e).__name__}: {e})") from e
+    net = net.to(dev).eval()
     mm64 = mm.to("cpu")
 
     def reconstruct(params: torch.Tensor) -> torch.Tensor:

@@ -172,7 +172,7 @@ def test_aflw_trained_weights_and_cli(tmp_path, capsys):
                str(tmp_path / "model.pt"), "--morphable", str(other), "--no-progress",
                "--out", str(tmp_path / "out2")])
     assert rc == 2
-    assert "morphable" in capsys.readouterr().err
+    assert "--morphable" in capsys.readouterr().err
 
 
 def _cli_err(capsys, argv):
@@ -201,6 +201,14 @@ def test_cli_errors(tmp_path, capsys):
     assert "--teacher" in err and "mb05_120x120.pth" in err
     err = _cli_err(capsys, ["eval", "aflw", "--root", root, "--weights", missing])
     assert "--weights" in err and "pyface3d train" in err
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    err = _cli_err(capsys, ["eval", "aflw", "--root", root, "--weights",
+                            str(tmp_path / "junk.pt")])
+    assert "--weights" in err and "pyface3d train" in err
+    torch.save({"model": {}}, tmp_path / "other.pt")
+    err = _cli_err(capsys, ["eval", "aflw", "--root", root, "--weights",
+                            str(tmp_path / "other.pt"), "--morphable", missing])
+    assert "--morphable" in err and "no such file" in err
     err = _cli_err(capsys, ["eval", "aflw2000", "--root", root, "--weights", missing])
     assert "--weights" in err
     err = _cli_err(capsys, ["eval", "aflw2000", "--root", missing, "--weights", missing])
