@@ -238,3 +238,59 @@ def test_library_argument_errors(tmp_path):
     bad.net = ConstNet(np.zeros(7))
     with pytest.raises(ValueError, match="do not belong together"):
         evaluate_aflw(tmp_path / "ok", predictor=bad, progress=False)
+
+
+class IndexNet(torch.nn.Module):
+    """Reads the image index from the crop's centre pixel (uniform test images of value
+    20 + 30 i): outputs (B, 1) = i."""
+
+    def forward(self, x):
+        v = x[:, 0, 60, 60] * 128 + 127.5
+        return ((v - 20) / 30).round()[:, None]
+
+
+def test_aflw2000_known_offsets(tmp_path):
+    """Synthetic AFLW2000-3D folder (.png + .mat with pt3d_68, Pose_Para): each prediction is
+    the ground truth moved by a known distance -> NME = d / sqrt(w*h) of the 68-point box."""
+    import scipy.io as sio
+
+    from pyface3d.data.roi import image_to_crop, roi_from_landmarks
+
+    rng = np.random.default_rng(3)
+    n, root = 6, tmp_path / "aflw2000"
+    root.mkdir()
+    yaws = np.array([5.0, -28.0, 33.0, 59.0, -61.0, 85.0])
+    dist = np.array([0.5, 1.0, 2.0, 3.0, 4.0, 6.0])
+    gts, preds = [], []
+    for i in range(n):
+        c = rng.uniform(120, 180, 2)
+        gt = np.concatenate([c + rng.uniform(-60, 60, (68, 2)), rng.normal(size=(68, 1))], 1)
+        cv2.imwrite(str(root / f"image{i:05d}.png"), np.full((300, 300, 3), 20 + 30 * i,
+                                                             np.uint8))
+        pt3d = gt.T.copy()
+        pt3d[:2] += 1.0                                           # .mat: 1-based pixels
+        sio.savemat(root / f"image{i:05d}.mat",
+                    {"pt3d_68": pt3d, "Pose_Para": np.array([[0.1, math.radians(yaws[i]),
+                                                              0.0, 0, 0, 0, 1e-3]])})
+        ang = rng.uniform(0, 2 * math.pi)
+        pred = gt.copy()
+        pred[:, :2] += dist[i] * np.array([math.cos(ang), math.sin(ang)])
+        roi = roi_from_landmarks(gt, matlab_rounding=True)
+        preds.append(image_to_crop(pred[None], roi[None])[0])
+        gts.append(gt)
+    table = torch.from_numpy(np.stack(preds))
+
+    pred = LandmarkPredictor(IndexNet(), torch.zeros(1), torch.ones(1),
+                             lambda p: table[p[:, 0].long()], "index")
+    res = evaluate_aflw2000(root, predictor=pred, batch_size=4, progress=False,
+                            out=tmp_path / "out")
+    boxes = [g[:, :2].max(0) - g[:, :2].min(0) for g in gts]
+    want = dist / np.array([math.sqrt(b[0] * b[1]) for b in boxes])
+    np.testing.assert_allclose(res.errors, want, rtol=1e-6)
+    np.testing.assert_allclose(res.yaw, yaws, atol=1e-9)
+    assert res.buckets["counts"] == [2, 2, 2]
+    np.testing.assert_allclose(res.buckets["buckets"],
+                               [want[:2].mean(), want[2:4].mean(), want[4:].mean()], rtol=1e-6)
+    assert (tmp_path / "out" / "aflw2000_nme.json").stat().st_size > 0
+    assert (tmp_path / "out" / "aflw2000_ced.png").stat().st_size > 0
+    assert "AFLW2000-3D (68 pts)" in (tmp_path / "out" / "aflw2000_nme.md").read_text()
