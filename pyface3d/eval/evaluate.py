@@ -24,7 +24,7 @@ import os
 import pickle
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional, Sequence, Union
+from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
@@ -211,7 +211,8 @@ def predict_landmarks(predictor: LandmarkPredictor, dataset, batch_size: int = 1
     the module is used as is if tracing fails).
 
     Returns a dict: ``pred68`` (N, 68, 2) float64 image coordinates (0-based pixels),
-    ``roi`` (N, 4) and, for each name in ``keys``, the items' values (tensors stacked into
+    ``roi`` (N, 4), ``optimized`` (whether the frozen network was used) and, for each name in
+    ``keys``, the items' values (tensors stacked into
     float64 numpy arrays, anything else as a list).
     """
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
@@ -246,7 +247,8 @@ def predict_landmarks(predictor: LandmarkPredictor, dataset, batch_size: int = 1
                 got[k].append(v.to(torch.float64).numpy() if isinstance(v, torch.Tensor)
                               else list(v))
             bar.update(len(roi))
-    out: Dict[str, object] = {"pred68": np.concatenate(preds), "roi": np.concatenate(rois)}
+    out: Dict[str, object] = {"pred68": np.concatenate(preds), "roi": np.concatenate(rois),
+                              "optimized": run.net is not predictor.net}
     for k, parts in got.items():
         out[k] = (np.concatenate(parts) if parts and isinstance(parts[0], np.ndarray)
                   else [x for p in parts for x in p])
@@ -407,6 +409,7 @@ def evaluate_aflw(root, weights=None, morphable="ict", teacher=None, *,
     res = EvalResult("aflw", "AFLW (21 pts)", pred.name, list(r["name"]), yaw, errors, buckets,
                      seconds, _settings(root, weights, morphable, teacher, device, batch_size,
                                optimize))
+    res.info["optimized"] = r["optimized"]
     if out is not None:
         res.info["files"] = res.write(out)
     return res
@@ -454,6 +457,7 @@ def evaluate_aflw2000(root, weights=None, morphable="ict", teacher=None, *,
                      errors, buckets, seconds,
                      _settings(root, weights, morphable, teacher, device, batch_size,
                                optimize))
+    res.info["optimized"] = r["optimized"]
     if out is not None:
         res.info["files"] = res.write(out)
     return res

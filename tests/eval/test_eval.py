@@ -126,6 +126,7 @@ def test_aflw_exact_prediction_is_zero(tmp_path):
     assert isinstance(res, EvalResult)
     assert np.abs(res.errors).max() < 1e-6
     assert "files" not in res.info
+    assert res.info["optimized"] is True            # ConstNet traces
 
 
 def test_aflw_trained_weights_and_cli(tmp_path, capsys):
