@@ -30,6 +30,27 @@ def _cmd_train(args) -> int:
     return 0
 
 
+def _cmd_eval(args) -> int:
+    from .eval import evaluate_aflw, evaluate_aflw2000
+
+    fn = evaluate_aflw if args.what == "aflw" else evaluate_aflw2000
+    try:
+        res = fn(args.root, weights=args.weights, morphable=args.morphable,
+                 teacher=args.teacher, out=args.out, batch_size=args.batch_size,
+                 device=args.device, progress=not args.no_progress,
+                 num_workers=args.num_workers, optimize=not args.no_optimize)
+    except (OSError, ValueError, KeyError, RuntimeError) as e:
+        msg = e.args[0] if isinstance(e, KeyError) and e.args else e
+        print(f"pyface3d eval {args.what}: error: {msg}", file=sys.stderr)
+        return 2
+    print(res.table("text"))
+    s = res.summary()
+    print(f"{s['num_images']} images in {res.seconds:.1f} s; counts {s['counts']}")
+    for k, v in res.info.get("files", {}).items():
+        print(f"{k}: {v}")
+    return 0
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="pyface3d", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -46,6 +67,28 @@ def main(argv=None) -> int:
     q.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     q.add_argument("--no-progress", action="store_true", help="no progress bar")
     q.set_defaults(fn=_cmd_train)
+    q = sub.add_parser("eval", help="benchmark a network: NME per yaw bucket (table 6.1), "
+                       "JSON, Markdown and a CED plot")
+    q.add_argument("what", choices=["aflw", "aflw2000"],
+                   help="aflw: the aflw-dev layout (images/ + labels.npz, 21 points); "
+                   "aflw2000: AFLW2000-3D (*.jpg + .mat, 68 points)")
+    q.add_argument("--root", required=True, help="dataset folder")
+    g = q.add_mutually_exclusive_group(required=True)
+    g.add_argument("--weights", default=None, help="model.pt written by `pyface3d train`")
+    g.add_argument("--teacher", default=None,
+                   help="3DDFA_V2 mb05 teacher folder (mb05_120x120.pth, param_*_v2.txt, bases)")
+    q.add_argument("--morphable", default="ict",
+                   help="morphable model of --weights: 'ict' (default) or a .npz path")
+    q.add_argument("--out", default="eval_out",
+                   help="folder for <what>_nme.md, <what>_nme.json, <what>_ced.png "
+                   "(default: eval_out)")
+    q.add_argument("--batch-size", type=int, default=128)
+    q.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    q.add_argument("--num-workers", type=int, default=0, help="DataLoader workers (default 0)")
+    q.add_argument("--no-progress", action="store_true", help="no progress bar")
+    q.add_argument("--no-optimize", action="store_true",
+                   help="run the network as a plain module (no trace + freeze)")
+    q.set_defaults(fn=_cmd_eval)
     args = p.parse_args(argv)
     return args.fn(args)
 
