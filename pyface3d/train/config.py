@@ -43,7 +43,7 @@ class TrainConfig:
     amp: bool = True  # only on CUDA
     log_every: int = 20
     checkpoint_every_steps: int = 0  # 0: at the end of each epoch only
-    max_steps: int = 0  # 0: no limit (tests use it)
+    max_steps: int = 0  # stop after this many steps (0: no limit); the schedule is unchanged
     val: Optional[Dict[str, Any]] = None
     tensorboard: bool = True
 

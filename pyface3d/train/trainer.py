@@ -145,8 +145,9 @@ def train(cfg: TrainConfig, device: str = "auto", progress: bool = True) -> Dict
                               weight_decay=cfg.weight_decay)
     steps_per_epoch = len(sampler) // cfg.batch_size
     total = cfg.epochs * steps_per_epoch
-    if cfg.max_steps:
-        total = min(total, cfg.max_steps)
+    # max_steps stops early without changing the schedule, so a short run is an exact
+    # prefix of a longer one
+    stop_at = min(total, cfg.max_steps) if cfg.max_steps else total
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, _lr_lambda(int(cfg.warmup_epochs * steps_per_epoch), total))
     amp = cfg.amp and use_cuda
@@ -193,7 +194,7 @@ def train(cfg: TrainConfig, device: str = "auto", progress: bool = True) -> Dict
     last_loss = float("nan")
     t_start = time.perf_counter()
     images = 0
-    done = step >= total
+    done = step >= stop_at
     try:
         while epoch < cfg.epochs and not done:
             sampler.set_epoch(epoch, skip=epoch_step * cfg.batch_size)
@@ -230,7 +231,7 @@ def train(cfg: TrainConfig, device: str = "auto", progress: bool = True) -> Dict
                 if info.is_main:
                     if hasattr(it, "set_postfix"):
                         it.set_postfix(loss=f"{last_loss:.4f}")
-                    if step % cfg.log_every == 0 or step == total:
+                    if step % cfg.log_every == 0 or step == stop_at:
                         dt = time.perf_counter() - t0
                         row = {"epoch": epoch, "step": step, "loss": f"{last_loss:.6f}",
                                "lr": f"{sched.get_last_lr()[0]:.3e}",
@@ -243,7 +244,7 @@ def train(cfg: TrainConfig, device: str = "auto", progress: bool = True) -> Dict
                         images, t0 = 0, time.perf_counter()
                     if cfg.checkpoint_every_steps and step % cfg.checkpoint_every_steps == 0:
                         save_checkpoint(ckpt_path, state())
-                if step >= total:
+                if step >= stop_at:
                     done = True
                     break
             if not done or epoch_step >= steps_per_epoch:

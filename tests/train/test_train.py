@@ -96,7 +96,7 @@ def _landmark_nme(net, mm, ds):
 
 def test_training_overfits_a_tiny_set(toy, tmp_path):
     mm, path = toy
-    cfg = _cfg(tmp_path / "run", path, max_steps=300, loss="vdc")
+    cfg = _cfg(tmp_path / "run", path, epochs=150, loss="vdc")  # 2 steps an epoch
     res = train(cfg, device="cpu", progress=False)
     assert res["steps"] == 300
     net = load_trained(res["model"], mm)
