@@ -44,6 +44,9 @@ class TrainConfig:
     log_every: int = 20
     checkpoint_every_steps: int = 0  # 0: at the end of each epoch only
     max_steps: int = 0  # stop after this many steps (0: no limit); the schedule is unchanged
+    # a data table like those of `data` (samples with 68 landmarks or params): the landmark
+    # NME is logged after every epoch and the best weights kept as best.pt. Never point it
+    # at a test set you report on.
     val: Optional[Dict[str, Any]] = None
     tensorboard: bool = True
 

@@ -90,7 +90,7 @@ def load_checkpoint(path: pathlib.Path, map_location="cpu") -> Dict[str, Any]:
 
 
 class CSVLog:
-    FIELDS = ["epoch", "step", "loss", "lr", "images_per_s", "time"]
+    FIELDS = ["epoch", "step", "loss", "lr", "images_per_s", "time", "val_nme"]
 
     def __init__(self, path: pathlib.Path):
         self.path = path
@@ -115,6 +115,32 @@ def build_datasets(cfg: TrainConfig, morphable):
     return parts[0] if len(parts) == 1 else ConcatDataset(parts)
 
 
+@torch.no_grad()
+def validate(net: torch.nn.Module, morphable, dataset, device, batch_size: int = 64,
+             workers: int = 0) -> float:
+    """Mean 68-landmark NME (2D, normalised by sqrt(w*h) of the ground-truth box) of
+    ``net`` on ``dataset``: ground truth from the samples' ``landmarks`` (model/crop
+    frame) when present, else reconstructed from their ``params``."""
+    from ..metrics import nme
+
+    was_training = net.training
+    net.eval()
+    errs = []
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers)
+    p_mean = morphable.param_mean.to(device)
+    p_std = morphable.param_std.to(device)
+    for batch in loader:
+        pred = net(batch["image"].to(device)) * p_std + p_mean
+        lp = morphable.reconstruct(pred, landmarks_only=True)[..., :2]
+        if "landmarks" in batch:
+            lg = batch["landmarks"].to(device)[..., :2].to(lp.dtype)
+        else:
+            lg = morphable.reconstruct(batch["params"].to(device), landmarks_only=True)[..., :2]
+        errs.append(torch.as_tensor(nme(lp, lg)).reshape(-1).cpu())
+    net.train(was_training)
+    return torch.cat(errs).mean().item()
+
+
 def train(cfg: TrainConfig, device: str = "auto", progress: bool = True) -> Dict[str, Any]:
     """Train (or resume) as configured. Returns a summary dict (final loss, steps,
     throughput, paths). Under torchrun every rank calls this."""
@@ -133,6 +159,11 @@ def train(cfg: TrainConfig, device: str = "auto", progress: bool = True) -> Dict
     loader = DataLoader(dataset, batch_size=cfg.batch_size, sampler=sampler,
                         num_workers=cfg.workers, pin_memory=use_cuda, drop_last=True,
                         worker_init_fn=_worker_init, persistent_workers=False)
+    val_set = None
+    if cfg.val is not None:
+        from . import datasets as ds_registry
+
+        val_set = ds_registry.build(cfg.val, mm)
     net = models.create(cfg.model, num_params=mm.num_params, **cfg.model_kwargs).to(info.device)
     if info.enabled:
         net = torch.nn.parallel.DistributedDataParallel(
@@ -192,6 +223,8 @@ def train(cfg: TrainConfig, device: str = "auto", progress: bool = True) -> Dict
                 "morphable_sha256": mm.sha256()}
 
     last_loss = float("nan")
+    last_val = float("nan")
+    best_val = float("inf")
     t_start = time.perf_counter()
     images = 0
     done = step >= stop_at
@@ -251,6 +284,20 @@ def train(cfg: TrainConfig, device: str = "auto", progress: bool = True) -> Dict
                 epoch += 1
                 epoch_step = 0
             if info.is_main:
+                if val_set is not None and epoch_step == 0:
+                    v = validate(_unwrap(net), mm, val_set, info.device, cfg.batch_size)
+                    last_val = v
+                    log.write({"epoch": epoch - 1, "step": step, "val_nme": f"{v:.6f}",
+                               "time": f"{time.perf_counter() - t_start:.1f}"})
+                    if tb:
+                        tb.add_scalar("val/nme", v, step)
+                    if v < best_val:
+                        best_val = v
+                        save_checkpoint(out / "best.pt", {
+                            "version": CHECKPOINT_VERSION, "model": _unwrap(net).state_dict(),
+                            "model_name": cfg.model, "model_kwargs": cfg.model_kwargs,
+                            "num_params": mm.num_params, "morphable_sha256": mm.sha256(),
+                            "config": cfg.to_dict(), "val_nme": v, "step": step})
                 save_checkpoint(ckpt_path, state())
     except KeyboardInterrupt:
         if info.is_main:
@@ -263,7 +310,7 @@ def train(cfg: TrainConfig, device: str = "auto", progress: bool = True) -> Dict
             log.close()
         if tb:
             tb.close()
-    result = {"final_loss": last_loss, "steps": step, "epochs": epoch,
+    result = {"final_loss": last_loss, "val_nme": last_val, "steps": step, "epochs": epoch,
               "checkpoint": str(ckpt_path)}
     if info.is_main:
         final = out / "model.pt"

@@ -149,3 +149,16 @@ def test_ddp_two_processes_gloo(toy, tmp_path):
     assert (tmp_path / "ddp" / "model.pt").exists()
     rows = (tmp_path / "ddp" / "train_log.csv").read_text().splitlines()
     assert len(rows) == 3  # header + one row per step, written by rank 0 only
+
+
+def test_validation_each_epoch_keeps_best(toy, tmp_path):
+    mm, path = toy
+    cfg = _cfg(tmp_path / "v", path, epochs=2, loss="vdc",
+               val={"type": "rendered", "n": 4, "seed": 9, "cache": True})
+    res = train(cfg, device="cpu", progress=False)
+    assert res["steps"] == 4 and res["val_nme"] > 0
+    rows = (tmp_path / "v" / "train_log.csv").read_text().splitlines()
+    vals = [r for r in rows[1:] if r.split(",")[-1]]
+    assert len(vals) == 2  # one validation row per epoch
+    best = load_checkpoint(tmp_path / "v" / "best.pt")
+    assert abs(best["val_nme"] - min(float(r.split(",")[-1]) for r in vals)) < 1e-6
