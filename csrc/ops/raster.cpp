@@ -2,6 +2,7 @@
 #include "ops/raster.h"
 
 #include <ATen/ops/aminmax.h>
+#include <ATen/ops/empty.h>
 #include <torch/library.h>
 
 #include <limits>
@@ -128,6 +129,71 @@ at::Tensor check_interpolate_backward(const at::Tensor& grad, const at::Tensor& 
                       "), got values in [", lo, ", ", hi, "]");
   }
   return tri;
+}
+
+RasterizeCall prepare_rasterize(const at::Tensor& vertices, const at::Tensor& triangles,
+                                int64_t height, int64_t width, int64_t x0, int64_t y0,
+                                c10::DeviceType device) {
+  check_device_type("rasterize", "vertices", vertices, device);
+  RasterizeCall c;
+  c.triangles = check_rasterize(vertices, triangles, height, width, x0, y0);
+  const int64_t B = vertices.size(0);
+  const auto opts = vertices.options();
+  c.face = at::empty({B, height, width}, opts.dtype(at::kInt));
+  c.bary = at::empty({B, height, width, 3}, opts);
+  c.depth = at::empty({B, height, width}, opts);
+  c.vertices = vertices.contiguous();
+  c.p = raster::RasterParams{B, vertices.size(1), c.triangles.size(0), height, width, x0, y0};
+  if (B == 0) {
+    c.done = true;
+  } else if (c.p.F == 0 || c.p.N == 0) {
+    c.face.fill_(-1);
+    c.bary.zero_();
+    c.depth.zero_();
+    c.done = true;
+  }
+  return c;
+}
+
+InterpolateCall prepare_interpolate(const at::Tensor& attributes, const at::Tensor& face_index,
+                                    const at::Tensor& bary, const at::Tensor& triangles,
+                                    c10::DeviceType device) {
+  check_device_type("interpolate", "attributes", attributes, device);
+  InterpolateCall c;
+  c.triangles = check_interpolate(attributes, face_index, bary, triangles);
+  const int64_t B = face_index.size(0), H = face_index.size(1), W = face_index.size(2);
+  const int64_t C = attributes.size(2);
+  c.out = at::empty({B, H, W, C}, attributes.options());
+  c.done = c.out.numel() == 0;
+  c.values = attributes.contiguous();
+  c.face_index = face_index.contiguous();
+  c.bary = bary.contiguous();
+  c.p = raster::InterpParams{B, H * W, C, attributes.size(1), c.triangles.size(0),
+                             attributes.size(0) == 1};
+  return c;
+}
+
+InterpolateCall prepare_interpolate_backward(const at::Tensor& grad, const at::Tensor& face_index,
+                                             const at::Tensor& bary, const at::Tensor& triangles,
+                                             int64_t num_vertices, bool broadcast,
+                                             c10::DeviceType device) {
+  check_device_type("_interpolate_backward", "grad", grad, device);
+  InterpolateCall c;
+  c.triangles = check_interpolate_backward(grad, face_index, bary, triangles, num_vertices);
+  const int64_t B = face_index.size(0), H = face_index.size(1), W = face_index.size(2);
+  const int64_t C = grad.size(3);
+  c.out = at::empty({broadcast ? 1 : B, num_vertices, C}, grad.options());
+  if (c.out.numel() == 0) {
+    c.done = true;
+  } else if (B * H * W == 0 || c.triangles.size(0) == 0) {
+    c.out.zero_();
+    c.done = true;
+  }
+  c.values = grad.contiguous();
+  c.face_index = face_index.contiguous();
+  c.bary = bary.contiguous();
+  c.p = raster::InterpParams{B, H * W, C, num_vertices, c.triangles.size(0), broadcast};
+  return c;
 }
 
 }  // namespace raster_ops

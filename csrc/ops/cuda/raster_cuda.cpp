@@ -1,4 +1,5 @@
-// CUDA implementations of the raster ops (plain C++; kernels in kernels/cuda/raster.cu).
+// CUDA implementations of the raster ops (plain C++; shared checks and allocation
+// in ops/raster.cpp, kernels in kernels/cuda/raster.cu).
 #include <ATen/core/Tensor.h>
 #include <ATen/Dispatch.h>
 #include <ATen/ops/empty.h>
@@ -10,7 +11,6 @@
 #include <tuple>
 
 #include "kernels/cuda/raster.cuh"
-#include "ops/checks.h"
 #include "ops/raster.h"
 
 namespace pf3d {
@@ -20,69 +20,54 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> rasterize_cuda_op(const at::Tenso
                                                                  const at::Tensor& triangles,
                                                                  int64_t height, int64_t width,
                                                                  int64_t x0, int64_t y0) {
-  check_device_type("rasterize", "vertices", vertices, c10::DeviceType::CUDA);
-  at::Tensor tri = raster_ops::check_rasterize(vertices, triangles, height, width, x0, y0);
-  c10::cuda::CUDAGuard guard(vertices.device());
-  const int64_t B = vertices.size(0);
-  auto opts = vertices.options();
-  at::Tensor face = at::empty({B, height, width}, opts.dtype(at::kInt));
-  at::Tensor bary = at::empty({B, height, width, 3}, opts);
-  at::Tensor depth = at::empty({B, height, width}, opts);
-  if (B == 0) return {face, bary, depth};
-  at::Tensor v = vertices.contiguous();
-  raster::RasterParams p{B, v.size(1), tri.size(0), height, width, x0, y0};
-  const bool dbl = v.scalar_type() == at::kDouble;
-  at::Tensor ws = at::empty({(int64_t)raster::rasterize_cuda_workspace_bytes(p, dbl)},
-                            opts.dtype(at::kByte));
-  auto stream = c10::cuda::getCurrentCUDAStream();
-  AT_DISPATCH_FLOATING_TYPES(v.scalar_type(), "rasterize", [&] {
+  const auto c = raster_ops::prepare_rasterize(vertices, triangles, height, width, x0, y0,
+                                               c10::DeviceType::CUDA);
+  if (c.done) return {c.face, c.bary, c.depth};
+  const c10::cuda::CUDAGuard guard(vertices.device());
+  const bool dbl = c.vertices.scalar_type() == at::kDouble;
+  at::Tensor ws = at::empty({(int64_t)raster::rasterize_cuda_workspace_bytes(c.p, dbl)},
+                            vertices.options().dtype(at::kByte));
+  const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
+  AT_DISPATCH_FLOATING_TYPES(c.vertices.scalar_type(), "rasterize", [&] {
     C10_CUDA_CHECK(raster::rasterize_cuda<scalar_t>(
-        v.data_ptr<scalar_t>(), tri.data_ptr<int32_t>(), p, face.data_ptr<int32_t>(),
-        bary.data_ptr<scalar_t>(), depth.data_ptr<scalar_t>(), ws.data_ptr(), stream.stream()));
+        c.vertices.const_data_ptr<scalar_t>(), c.triangles.const_data_ptr<int32_t>(), c.p,
+        c.face.mutable_data_ptr<int32_t>(), c.bary.mutable_data_ptr<scalar_t>(),
+        c.depth.mutable_data_ptr<scalar_t>(), ws.mutable_data_ptr(), stream));
   });
-  return {face, bary, depth};
+  return {c.face, c.bary, c.depth};
 }
 
 at::Tensor interpolate_cuda_op(const at::Tensor& attributes, const at::Tensor& face_index,
                                const at::Tensor& bary, const at::Tensor& triangles) {
-  check_device_type("interpolate", "attributes", attributes, c10::DeviceType::CUDA);
-  at::Tensor tri = raster_ops::check_interpolate(attributes, face_index, bary, triangles);
-  c10::cuda::CUDAGuard guard(attributes.device());
-  const int64_t B = face_index.size(0), H = face_index.size(1), W = face_index.size(2);
-  const int64_t C = attributes.size(2);
-  at::Tensor out = at::empty({B, H, W, C}, attributes.options());
-  if (out.numel() == 0) return out;
-  at::Tensor a = attributes.contiguous(), fi = face_index.contiguous(), b = bary.contiguous();
-  raster::InterpParams p{B, H * W, C, a.size(1), tri.size(0), a.size(0) == 1};
-  auto stream = c10::cuda::getCurrentCUDAStream();
-  AT_DISPATCH_FLOATING_TYPES(a.scalar_type(), "interpolate", [&] {
+  const auto c = raster_ops::prepare_interpolate(attributes, face_index, bary, triangles,
+                                                 c10::DeviceType::CUDA);
+  if (c.done) return c.out;
+  const c10::cuda::CUDAGuard guard(attributes.device());
+  const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
+  AT_DISPATCH_FLOATING_TYPES(c.values.scalar_type(), "interpolate", [&] {
     C10_CUDA_CHECK(raster::interpolate_cuda<scalar_t>(
-        a.data_ptr<scalar_t>(), fi.data_ptr<int32_t>(), b.data_ptr<scalar_t>(),
-        tri.data_ptr<int32_t>(), p, out.data_ptr<scalar_t>(), stream.stream()));
+        c.values.const_data_ptr<scalar_t>(), c.face_index.const_data_ptr<int32_t>(),
+        c.bary.const_data_ptr<scalar_t>(), c.triangles.const_data_ptr<int32_t>(), c.p,
+        c.out.mutable_data_ptr<scalar_t>(), stream));
   });
-  return out;
+  return c.out;
 }
 
 at::Tensor interpolate_backward_cuda_op(const at::Tensor& grad, const at::Tensor& face_index,
                                         const at::Tensor& bary, const at::Tensor& triangles,
                                         int64_t num_vertices, bool broadcast) {
-  check_device_type("_interpolate_backward", "grad", grad, c10::DeviceType::CUDA);
-  at::Tensor tri =
-      raster_ops::check_interpolate_backward(grad, face_index, bary, triangles, num_vertices);
-  c10::cuda::CUDAGuard guard(grad.device());
-  const int64_t B = face_index.size(0), H = face_index.size(1), W = face_index.size(2);
-  const int64_t C = grad.size(3);
-  at::Tensor out = at::empty({broadcast ? 1 : B, num_vertices, C}, grad.options());
-  if (out.numel() == 0) return out;
-  at::Tensor g = grad.contiguous(), fi = face_index.contiguous(), b = bary.contiguous();
-  raster::InterpParams p{B, H * W, C, num_vertices, tri.size(0), broadcast};
-  auto stream = c10::cuda::getCurrentCUDAStream();
-  AT_DISPATCH_FLOATING_TYPES(g.scalar_type(), "_interpolate_backward", [&] {
+  const auto c = raster_ops::prepare_interpolate_backward(
+      grad, face_index, bary, triangles, num_vertices, broadcast, c10::DeviceType::CUDA);
+  if (c.done) return c.out;
+  const c10::cuda::CUDAGuard guard(grad.device());
+  const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
+  AT_DISPATCH_FLOATING_TYPES(c.values.scalar_type(), "_interpolate_backward", [&] {
     C10_CUDA_CHECK(raster::interpolate_backward_cuda<scalar_t>(
-        g.data_ptr<scalar_t>(), fi.data_ptr<int32_t>(), b.data_ptr<scalar_t>(),
-        tri.data_ptr<int32_t>(), p, out.data_ptr<scalar_t>(), stream.stream()));
+        c.values.const_data_ptr<scalar_t>(), c.face_index.const_data_ptr<int32_t>(),
+        c.bary.const_data_ptr<scalar_t>(), c.triangles.const_data_ptr<int32_t>(), c.p,
+        c.out.mutable_data_ptr<scalar_t>(), stream));
   });
-  return out;
+  return c.out;
 }
 
 }  // namespace
