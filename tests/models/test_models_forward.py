@@ -1,4 +1,4 @@
-"""Forward (B=2, 3x120x120 -> (2, 62)) and backward of the baselines."""
+"""Forward (B=2, 3x120x120 -> (2, 62)) and backward of every registry network."""
 import pytest
 import torch
 
@@ -8,7 +8,7 @@ SHUFFLE = ["shufflenet3d", "shufflenet3d_nose", "shufflenet3d_sk", "shufflenet3d
 BASELINES = ["mobilenet_v2", "ghostnet", "mobilenet_v1", "mobilenet_v1_x0.5", "mobilenet_v1_x2"]
 
 
-@pytest.mark.parametrize("name", BASELINES)
+@pytest.mark.parametrize("name", SHUFFLE + BASELINES)
 def test_forward_backward(name):
     torch.manual_seed(0)
     net = models.create(name)
