@@ -8,6 +8,7 @@
 #include <cmath>
 #include <limits>
 #include <string>
+#include <utility>
 
 #include "ops/checks.h"
 
@@ -110,6 +111,52 @@ wing::AWingParams make_awing_params(double alpha, double omega, double epsilon, 
   p.threshold = threshold;
   p.dilation = static_cast<int>(dilation);
   return p;
+}
+
+namespace {
+LossCall finish_call(LossCall c, const at::Tensor& pred, const at::Tensor& target,
+                     const at::Tensor* grad_output) {
+  if (grad_output) {
+    c.out = at::empty(pred.sizes(), pred.options());
+    c.done = pred.numel() == 0;
+    c.grad_output = grad_output->contiguous();
+  } else {
+    c.out = alloc_forward_out(pred, c.reduction, &c.done);
+  }
+  c.pred = pred.contiguous();
+  c.target = target.contiguous();
+  c.n = pred.numel();
+  return c;
+}
+}  // namespace
+
+LossCall prepare_wing_call(const char* op, const at::Tensor& pred, const at::Tensor& target,
+                           double omega, double epsilon, c10::string_view reduction,
+                           c10::DeviceType device, const at::Tensor* grad_output) {
+  LossCall c;
+  c.reduction = check_wing(op, pred, target, omega, epsilon, reduction);
+  if (grad_output) check_grad_output(op, *grad_output, pred, c.reduction);
+  check_device_type(op, "pred", pred, device);
+  c.wing = wing::make_wing_params(omega, epsilon);
+  return finish_call(std::move(c), pred, target, grad_output);
+}
+
+LossCall prepare_awing_call(const char* op, const at::Tensor& pred, const at::Tensor& target,
+                            double alpha, double omega, double epsilon, double theta,
+                            double weight, double threshold, int64_t dilation,
+                            c10::string_view reduction, c10::DeviceType device,
+                            const at::Tensor* grad_output) {
+  LossCall c;
+  c.reduction = check_awing(op, pred, target, alpha, omega, epsilon, theta, weight, threshold,
+                            dilation, reduction);
+  if (grad_output) check_grad_output(op, *grad_output, pred, c.reduction);
+  check_device_type(op, "pred", pred, device);
+  c.awing = make_awing_params(alpha, omega, epsilon, theta, weight, threshold, dilation);
+  c = finish_call(std::move(c), pred, target, grad_output);
+  c.BK = pred.size(0) * pred.size(1);
+  c.H = pred.size(2);
+  c.W = pred.size(3);
+  return c;
 }
 
 }  // namespace ops
