@@ -44,7 +44,7 @@ def write_ply(path: PathLike, vertices, triangles, colors=None, binary: bool = T
     if c is not None and c.shape != v.shape:
         raise ValueError(f"write_ply: colors must be (N, 3), got {c.shape}")
     fmt = "binary_little_endian" if binary else "ascii"
-    head = [f"ply", f"format {fmt} 1.0", "comment pyface3d", f"element vertex {len(v)}",
+    head = ["ply", f"format {fmt} 1.0", "comment pyface3d", f"element vertex {len(v)}",
             "property float x", "property float y", "property float z"]
     if c is not None:
         head += ["property uchar red", "property uchar green", "property uchar blue"]

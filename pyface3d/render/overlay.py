@@ -1,7 +1,6 @@
 """Blend a rendering onto an image."""
 from __future__ import annotations
 
-from typing import Optional
 
 import torch
 from torch import Tensor

@@ -13,7 +13,6 @@ coefficients; not to vertex positions through coverage.
 """
 from __future__ import annotations
 
-import math
 from typing import NamedTuple, Optional, Sequence, Tuple
 
 import torch
