@@ -375,3 +375,36 @@ def test_nvdiffrast_parity():
     pa, _ = R.render_pncc(v, tri, ncc, 101, 101, backend="compiled")
     pb, _ = R.render_pncc(v, tri, ncc, 101, 101, backend="nvdiffrast")
     assert float((pa - pb)[both].abs().max()) < 1e-3
+
+
+def test_batch_and_float32():
+    v, tri, unit, c = sphere_image(size=41, radius=15.0, level=2)
+    vb = torch.cat([v, v + torch.tensor([3.0, -2.0, 1.0], dtype=D)]).float()
+    sh = torch.stack([R.sh_directional(torch.tensor([[0.0, 0.0, 1.0]]))[0],
+                      R.sh_directional(torch.tensor([[1.0, 0.0, 1.0]]))[0]])
+    alb = torch.rand(1, v.shape[1], 3)
+    for per_pixel in (True, False):
+        both, m = R.render_shading(vb, tri, sh, alb, 41, 41, per_pixel=per_pixel)
+        assert both.dtype == torch.float32 and both.shape == (2, 41, 41, 3)
+        for b in range(2):
+            one, m1 = R.render_shading(vb[b:b + 1], tri, sh[b:b + 1], alb, 41, 41,
+                                       per_pixel=per_pixel)
+            torch.testing.assert_close(both[b], one[0])
+            assert torch.equal(m[b], m1[0])
+        # one light for the whole batch
+        shared, _ = R.render_shading(vb, tri, sh[:1], alb, 41, 41, per_pixel=per_pixel)
+        one, _ = R.render_shading(vb[1:], tri, sh[:1], alb, 41, 41, per_pixel=per_pixel)
+        torch.testing.assert_close(shared[1], one[0])
+
+
+def test_backend_errors():
+    v, tri, unit, c = sphere_image(size=21, radius=8.0, level=1)
+    with pytest.raises(ValueError):
+        R.rasterize(v, tri, 21, 21, backend="opengl")
+    with pytest.raises(ValueError):
+        R.render_depth(v, tri)  # no window
+    with pytest.raises(RuntimeError):
+        R.rasterize(v, tri, 21, 21, backend="nvdiffrast")  # CPU tensors / not installed
+    a = R.rasterize(v, tri, 21, 21)  # auto on CPU: the compiled rasterizer
+    b = R.rasterize(v, tri, 21, 21, backend="compiled")
+    assert torch.equal(a.face_index, b.face_index) and torch.equal(a.depth, b.depth)
