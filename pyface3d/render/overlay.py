@@ -15,7 +15,8 @@ def overlay(image: Tensor, rendering: Tensor, mask: Tensor, alpha: float = 0.6, 
     image (H, W, C) or (B, H, W, C) (any dtype; integer images are rounded and clamped to
     their range); rendering (h, w, C) / (B, h, w, C) and mask (h, w) / (B, h, w) placed with
     their top-left pixel at image pixel (x0, y0) (an ROI render) and clipped to the image.
-    Pixels outside the mask are returned unchanged (bit for bit). Returns a new tensor.
+    Pixels outside the mask are returned unchanged (bit for bit). A single image with a batch
+    of renderings gives one output per rendering. Returns a new tensor.
     """
     squeeze = image.dim() == 3
     img = image[None] if squeeze else image
@@ -27,7 +28,11 @@ def overlay(image: Tensor, rendering: Tensor, mask: Tensor, alpha: float = 0.6, 
     h, w = ren.shape[1:3]
     xa, ya = max(x0, 0), max(y0, 0)
     xb, yb = min(x0 + w, W), min(y0 + h, H)
-    out = img.clone()
+    B = max(img.shape[0], ren.shape[0], msk.shape[0])
+    if img.shape[0] != B:  # one image, a batch of renderings: one output per rendering
+        img = img.expand(B, *img.shape[1:])
+    squeeze = squeeze and B == 1
+    out = img.contiguous().clone()
     if xb <= xa or yb <= ya:
         return out[0] if squeeze else out
     r = ren[:, ya - y0:yb - y0, xa - x0:xb - x0]

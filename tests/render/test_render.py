@@ -281,7 +281,9 @@ def test_overlay_changes_only_masked_pixels():
     assert torch.equal(out[5:15, 45:50][mask[:, :5]], want[mask[:, :5]])
     f = R.overlay(img.float() / 255, ren / 255, mask, alpha=1.0)
     assert torch.equal(f[:10, :12][mask], (ren / 255)[mask])
-    assert torch.equal(img, img.clone())  # input untouched
+    batch = R.overlay(img, torch.stack([ren, ren]), torch.stack([mask, ~mask]), 0.5, 45, 5)
+    assert batch.shape == (2, 40, 50, 3) and torch.equal(batch[0], out)
+    assert torch.equal(batch[1][changed], img[changed])
 
 
 # ---------------------------------------------------------------- export
