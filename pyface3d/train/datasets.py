@@ -15,6 +15,7 @@ import torch
 from torch.utils.data import Dataset
 
 from .. import ops
+from ..render import vertex_normals
 
 _REGISTRY: Dict[str, Callable[..., Dataset]] = {}
 
@@ -35,17 +36,6 @@ def build(entry: Dict[str, Any], morphable) -> Dataset:
     if kind not in _REGISTRY:
         raise ValueError(f"data entry: unknown type {kind!r}; known types: {sorted(_REGISTRY)}")
     return _REGISTRY[kind](morphable=morphable, **entry)
-
-
-def vertex_normals(verts: torch.Tensor, tris: torch.Tensor) -> torch.Tensor:
-    """Area-weighted unit vertex normals. verts (N, 3), tris (F, 3) -> (N, 3)."""
-    t = tris.long()
-    a, b, c = verts[t[:, 0]], verts[t[:, 1]], verts[t[:, 2]]
-    fn = torch.cross(b - a, c - a, dim=1)
-    n = torch.zeros_like(verts)
-    for k in range(3):
-        n.index_add_(0, t[:, k], fn)
-    return n / n.norm(dim=1, keepdim=True).clamp_min(1e-12)
 
 
 def rotation_matrix(yaw: float, pitch: float, roll: float) -> torch.Tensor:
