@@ -129,6 +129,7 @@ def run_demo(out_dir: str = "demo_out", size: int = 256) -> dict:
     v_img = torch.from_numpy(np.stack([_to_image(verts, size, y) for y in yaws]))
     l_img = torch.from_numpy(np.stack([_to_image(lms, size, y) for y in yaws]))
     timings = {}
+    ops.rasterize(v_img[:1], tri_t, size, size)  # warm-up (thread pool, scratch buffers)
 
     t0 = time.perf_counter()
     face_index, bary, depth = ops.rasterize(v_img, tri_t, size, size)
