@@ -101,7 +101,10 @@ def extensions():
         sources += sorted(glob.glob("csrc/ops/cuda/*.cpp"))
 
     opt = ["-O0", "-g"] if debug else ["-O3"]
-    cxx = opt + ["-std=c++20", "-ffp-contract=off", "-DPF3D_USE_ATEN_PARALLEL", "-fvisibility=hidden",
+    # -fopenmp: ATen's inline at::parallel_for is only parallel in translation units
+    # compiled with OpenMP (without it every CPU kernel silently runs on one thread).
+    # The link flag resolves to the libgomp.so.1 torch has already loaded (same soname).
+    cxx = opt + ["-std=c++20", "-fopenmp", "-ffp-contract=off", "-DPF3D_USE_ATEN_PARALLEL", "-fvisibility=hidden",
                  "-Wall", "-Wno-unknown-pragmas", "-Wno-sign-compare"]
     nvcc_flags = opt + ["-std=c++17", "--expt-relaxed-constexpr", "-lineinfo"]
     macros = []
@@ -130,10 +133,11 @@ def extensions():
     if with_cuda:
         include_dirs += _extra_include_dirs()
         return [CUDAExtension("pyface3d._C", sources, include_dirs=include_dirs,
-                              define_macros=macros,
+                              define_macros=macros, extra_link_args=["-fopenmp"],
                               extra_compile_args={"cxx": cxx, "nvcc": nvcc_flags})]
     return [CppExtension("pyface3d._C", sources, include_dirs=include_dirs,
-                         define_macros=macros, extra_compile_args={"cxx": cxx})]
+                         define_macros=macros, extra_link_args=["-fopenmp"],
+                         extra_compile_args={"cxx": cxx})]
 
 
 VERSION = "0.1.0"
