@@ -13,7 +13,7 @@ import math
 import torch
 from torch import nn
 
-from .layers import check_image_batch, conv_bn_act, make_divisible
+from .layers import check_image_batch, check_net_args, conv_bn_act, init_weights, make_divisible
 
 # kernel, expansion channels, output channels, SE ratio, stride (GhostNet 1.0)
 GHOSTNET_CFG = (
@@ -96,12 +96,7 @@ class GhostNet(nn.Module):
     def __init__(self, num_params: int = 62, width: float = 1.0, dropout: float = 0.2,
                  in_channels: int = 3):
         super().__init__()
-        if not isinstance(num_params, int) or num_params <= 0:
-            raise ValueError(f"num_params must be a positive int, got {num_params!r}")
-        if not width > 0:
-            raise ValueError(f"width must be > 0, got {width!r}")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
+        check_net_args(num_params, dropout, width=width)
         self.in_channels = in_channels
         c = make_divisible(16 * width, 4)
         self.stem = conv_bn_act(in_channels, c, 3, 2, act="relu")
@@ -117,14 +112,7 @@ class GhostNet(nn.Module):
         self.conv_head = nn.Sequential(nn.Conv2d(last, 1280, 1), nn.ReLU(inplace=True))
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         self.fc = nn.Linear(1280, num_params)
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.Linear):
-                nn.init.normal_(m.weight, 0, 0.01)
-                nn.init.zeros_(m.bias)
+        init_weights(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) -> (B, num_params)."""

@@ -30,6 +30,35 @@ def _check_positive_int(name: str, value) -> int:
     return value
 
 
+def check_net_args(num_params, dropout=None, **positive) -> None:
+    """Constructor checks shared by the networks: ``num_params`` a positive int,
+    ``dropout`` in [0, 1) when given, every keyword of ``positive`` (width, ...) > 0."""
+    if isinstance(num_params, bool) or not isinstance(num_params, int) or num_params <= 0:
+        raise ValueError(f"num_params must be a positive int, got {num_params!r}")
+    for name, v in positive.items():
+        if not v > 0:
+            raise ValueError(f"{name} must be > 0, got {v!r}")
+    if dropout is not None and not 0.0 <= dropout < 1.0:
+        raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
+
+
+def init_weights(model: nn.Module) -> None:
+    """Kaiming-normal convs (fan-out), unit BN, small-normal FC, zero biases
+    (deterministic under ``torch.manual_seed``)."""
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.Linear):
+            nn.init.normal_(m.weight, 0, 0.01)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+
+
 def make_divisible(v: float, divisor: int = 4, min_value: Optional[int] = None) -> int:
     """Round ``v`` to the nearest multiple of ``divisor`` (at least ``min_value``), never
     going below 90% of ``v`` (the MobileNet/GhostNet rounding rule)."""

@@ -18,7 +18,7 @@ from typing import Dict, Mapping
 import torch
 from torch import nn
 
-from .layers import check_image_batch, conv_bn_act, make_divisible
+from .layers import check_image_batch, check_net_args, conv_bn_act, init_weights, make_divisible
 
 # (submodule name, output channels at widen_factor 1, stride)
 _MBV1_BLOCKS = (
@@ -29,20 +29,6 @@ _MBV1_BLOCKS = (
     ("dw5_5", 512, 1), ("dw5_6", 1024, 2),
     ("dw6", 1024, 1),
 )
-
-
-def _init_msra(model: nn.Module) -> None:
-    for m in model.modules():
-        if isinstance(m, nn.Conv2d):
-            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.BatchNorm2d):
-            nn.init.ones_(m.weight)
-            nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.Linear):
-            nn.init.normal_(m.weight, 0, 0.01)
-            nn.init.zeros_(m.bias)
 
 
 class DepthwiseSeparable(nn.Module):
@@ -73,10 +59,7 @@ class MobileNetV1(nn.Module):
 
     def __init__(self, num_params: int = 62, widen_factor: float = 1.0, in_channels: int = 3):
         super().__init__()
-        if not isinstance(num_params, int) or num_params <= 0:
-            raise ValueError(f"num_params must be a positive int, got {num_params!r}")
-        if not widen_factor > 0:
-            raise ValueError(f"widen_factor must be > 0, got {widen_factor!r}")
+        check_net_args(num_params, widen_factor=widen_factor)
         self.in_channels = in_channels
         c = int(32 * widen_factor)
         self.conv1 = nn.Conv2d(in_channels, c, 3, 2, 1, bias=False)
@@ -88,7 +71,7 @@ class MobileNetV1(nn.Module):
             c = cout
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(c, num_params)
-        _init_msra(self)
+        init_weights(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) -> (B, num_params)."""
@@ -169,12 +152,7 @@ class MobileNetV2(nn.Module):
     def __init__(self, num_params: int = 62, width: float = 1.0, last_channels: int = 1280,
                  dropout: float = 0.2, in_channels: int = 3):
         super().__init__()
-        if not isinstance(num_params, int) or num_params <= 0:
-            raise ValueError(f"num_params must be a positive int, got {num_params!r}")
-        if not width > 0:
-            raise ValueError(f"width must be > 0, got {width!r}")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
+        check_net_args(num_params, dropout, width=width)
         self.in_channels = in_channels
         c = make_divisible(32 * width, 8)
         last = make_divisible(last_channels * max(1.0, width), 8)
@@ -189,7 +167,7 @@ class MobileNetV2(nn.Module):
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         self.fc = nn.Linear(last, num_params)
-        _init_msra(self)
+        init_weights(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) -> (B, num_params)."""

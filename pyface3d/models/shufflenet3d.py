@@ -25,7 +25,8 @@ from typing import Dict, Optional, Sequence
 import torch
 from torch import nn
 
-from .layers import SELayer, activation, channel_shuffle, check_image_batch, make_attention
+from .layers import (SELayer, activation, channel_shuffle, check_image_batch, check_net_args,
+                     init_weights, make_attention)
 
 UNIT_KERNELS = {"3": 3, "5": 5, "7": 7}
 UNIT_TYPES = ("3", "5", "7", "x")
@@ -132,8 +133,7 @@ class ShuffleNet3D(nn.Module):
                  attention_kw: Optional[Dict] = None, xception_kernel: int = 5,
                  dropout: float = 0.0, last_se: bool = True, in_channels: int = 3):
         super().__init__()
-        if not isinstance(num_params, int) or num_params <= 0:
-            raise ValueError(f"num_params must be a positive int, got {num_params!r}")
+        check_net_args(num_params)
         if len(arch) != len(channels) or not arch:
             raise ValueError(f"arch and channels must have the same non-zero length, got "
                              f"{len(arch)} and {len(channels)}")
@@ -176,18 +176,7 @@ class ShuffleNet3D(nn.Module):
     def reset_parameters(self) -> None:
         """Kaiming-normal convs (fan-out), unit BN, small-normal FC (deterministic under
         ``torch.manual_seed``)."""
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.Linear):
-                nn.init.normal_(m.weight, 0, 0.01)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
+        init_weights(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) image batch -> (B, num_params)."""
