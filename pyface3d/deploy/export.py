@@ -328,6 +328,8 @@ def export_onnx(model_or_weights, path, opset: int = 17, head="params", fp16: bo
             # the networks' input checks are constant under tracing (static C, H, W)
             warnings.simplefilter("ignore", torch.jit.TracerWarning)
             warnings.filterwarnings("ignore", message=".*legacy TorchScript-based ONNX.*")
+            warnings.filterwarnings("ignore", message="The feature will be removed",
+                                    category=DeprecationWarning)
             with torch.no_grad():
                 torch.onnx.export(module, (x,), tmp, dynamo=False, opset_version=opset,
                                   input_names=[INPUT_NAME], output_names=list(outputs),
@@ -370,7 +372,8 @@ def export_onnx(model_or_weights, path, opset: int = 17, head="params", fp16: bo
 
 
 @torch.no_grad()
-def reference_outputs(module: DeployModule, x: torch.Tensor, morphable=None) -> Dict[str, np.ndarray]:
+def reference_outputs(module: DeployModule, x: torch.Tensor,
+                      morphable=None) -> Dict[str, np.ndarray]:
     """Torch eager outputs of ``module`` for ``x`` (numpy, the module's float dtype). With
     ``morphable``, landmarks / vertices come from the compiled op
     (``MorphableModel.reconstruct``) instead of the plain-torch head: the independent

@@ -61,7 +61,8 @@ def unsupported_ops(model, table: Optional[dict] = None) -> Dict[str, str]:
     ops = table["operators"]
     bad: Dict[str, str] = {}
     for imp in model.opset_import:
-        if imp.domain in ("", "ai.onnx") and not table["opset_min"] <= imp.version <= table["opset_max"]:
+        lo, hi = table["opset_min"], table["opset_max"]
+        if imp.domain in ("", "ai.onnx") and not lo <= imp.version <= hi:
             bad[f"opset {imp.version}"] = (f"outside TensorRT {table['tensorrt_version']}'s "
                                            f"range {table['opset_min']}..{table['opset_max']}")
     for n in model.graph.node:
@@ -75,10 +76,59 @@ def unsupported_ops(model, table: Optional[dict] = None) -> Dict[str, str]:
 
 
 # ---------------------------------------------------------------------------- helpers
-def _consts(model) -> Dict[str, np.ndarray]:
-    from onnx import numpy_helper
+class _Consts:
+    """Initializer values by name, converted to numpy on first use."""
 
-    return {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    def __init__(self, model):
+        self._protos = {t.name: t for t in model.graph.initializer}
+        self._values: Dict[str, np.ndarray] = {}
+
+    def __contains__(self, name) -> bool:
+        return name in self._protos or name in self._values
+
+    def __getitem__(self, name) -> np.ndarray:
+        if name not in self._values:
+            from onnx import numpy_helper
+
+            self._values[name] = numpy_helper.to_array(self._protos[name])
+        return self._values[name]
+
+    def __setitem__(self, name, value) -> None:
+        self._values[name] = value
+
+    def size(self, name) -> int:
+        if name in self._values:
+            return int(self._values[name].size)
+        return int(np.prod(self._protos[name].dims, dtype=np.int64))
+
+
+def _consts(model) -> _Consts:
+    return _Consts(model)
+
+
+# initializers up to this many elements stay constants for shape inference (shape tensors,
+# axes, ...); larger ones (weights) become typed inputs so inference does not copy them
+_SKELETON_MAX_ELEMENTS = 4096
+
+
+def _skeleton(model):
+    """A copy of ``model`` without the weight bytes, for fast shape inference."""
+    import onnx
+
+    m = onnx.ModelProto()
+    m.ir_version = model.ir_version
+    m.opset_import.extend(model.opset_import)
+    g = m.graph
+    g.node.extend(model.graph.node)
+    g.input.extend(model.graph.input)
+    g.output.extend(model.graph.output)
+    names = {i.name for i in model.graph.input}
+    for t in model.graph.initializer:
+        if int(np.prod(t.dims, dtype=np.int64)) <= _SKELETON_MAX_ELEMENTS:
+            g.initializer.append(t)
+        elif t.name not in names:
+            g.input.append(onnx.helper.make_tensor_value_info(t.name, t.data_type, list(t.dims)))
+    return m
 
 
 def _infer(model):
@@ -87,7 +137,8 @@ def _infer(model):
     import onnx
 
     try:
-        inferred = onnx.shape_inference.infer_shapes(model, strict_mode=False, data_prop=True)
+        inferred = onnx.shape_inference.infer_shapes(_skeleton(model), strict_mode=False,
+                                                     data_prop=True)
     except Exception:  # inference is an aid: without it nothing is folded
         return {}, {}
     shapes, types = {}, {}
@@ -101,7 +152,7 @@ def _infer(model):
         shapes[vi.name] = [d.dim_value if d.HasField("dim_value") else
                            (d.dim_param if d.HasField("dim_param") else None)
                            for d in t.shape.dim]
-    for init in g.initializer:
+    for init in model.graph.initializer:
         shapes[init.name] = list(init.dims)
         types[init.name] = init.data_type
     return shapes, types
@@ -255,7 +306,7 @@ def _fold_constant_nodes(model) -> bool:
         ins = [i for i in node.input if i]
         if not ins or not all(i in consts for i in ins):
             continue
-        if sum(consts[i].size for i in ins) > _MAX_FOLD_ELEMENTS:
+        if sum(consts.size(i) for i in ins) > _MAX_FOLD_ELEMENTS:
             continue
         import onnx
 

@@ -30,7 +30,7 @@ __all__ = ["TENSORRT_INSTALL_HINT", "TENSORRT_UNAVAILABLE_REASON", "require_tens
            "validate_profile", "gpu_info", "engine_cache_key", "EngineCache",
            "CalibrationBatches", "has_qdq", "resolve_precision", "build_serialized_engine",
            "make_entropy_calibrator", "build_engine_cached", "atomic_write_bytes",
-           "PRECISIONS"]
+           "PRECISIONS", "pin_head_fp32", "HEAD_SCOPE"]
 
 TENSORRT_INSTALL_HINT = (
     "TensorRT's Python bindings (module `tensorrt`, version 10) are not installed. Install "
@@ -635,6 +635,29 @@ def resolve_precision(precision: str, qdq: bool, calibration: Optional[Calibrati
     return f"int8-calib:{calibration.fingerprint()}", opts
 
 
+#: ONNX node-name prefix of the reconstruction head (torch module scope ``head``)
+HEAD_SCOPE = "/head/"
+
+
+def pin_head_fp32(trt, network) -> int:
+    """Keep the reconstruction head's layers in float32 in a weakly typed FP16/INT8 build:
+    its bases are micrometre-scale (|mean| ~ 1.6e5 > float16's 65504). Sets
+    ``layer.precision`` and the float outputs' types of every layer whose name holds
+    :data:`HEAD_SCOPE`; returns how many (the caller sets OBEY_PRECISION_CONSTRAINTS)."""
+    floats = (trt.float32, trt.float16)
+    n = 0
+    for i in range(network.num_layers):
+        layer = network.get_layer(i)
+        if HEAD_SCOPE not in layer.name:
+            continue
+        layer.precision = trt.float32
+        for j in range(layer.num_outputs):
+            if layer.get_output(j).dtype in floats:
+                layer.set_output_type(j, trt.float32)
+        n += 1
+    return n
+
+
 def build_serialized_engine(onnx_path, precision: str = "fp16",
                             profile: BatchProfile = BatchProfile(1, 1, 1),
                             workspace_bytes: int = 1 << 30,
@@ -646,9 +669,11 @@ def build_serialized_engine(onnx_path, precision: str = "fp16",
 
     Network: explicit batch (TensorRT 10's only mode; flags 0), or STRONGLY_TYPED for an
     fp16-exported graph. Config: workspace pool limit, FP16 / INT8 flags (see
-    :func:`resolve_precision`), one optimisation profile ``profile`` on the input (also the
-    calibration profile), ``timing_cache`` loaded if the file exists and saved (atomically)
-    after the build. Raises RuntimeError with the parser's errors or when the build fails.
+    :func:`resolve_precision`; the head's layers pinned to float32 with
+    OBEY_PRECISION_CONSTRAINTS, :func:`pin_head_fp32`), one optimisation profile
+    ``profile`` on the input (also the calibration profile), ``timing_cache`` loaded if the
+    file exists and saved (atomically) after the build. Raises RuntimeError with the
+    parser's errors or when the build fails.
     """
     trt = require_tensorrt()
     name, dims, qdq = onnx_input_info(onnx_path)
@@ -674,6 +699,8 @@ def build_serialized_engine(onnx_path, precision: str = "fp16",
             config.set_flag(trt.BuilderFlag.FP16)
         if precision == "int8":
             config.set_flag(trt.BuilderFlag.INT8)
+        if precision != "fp32" and pin_head_fp32(trt, network):
+            config.set_flag(trt.BuilderFlag.OBEY_PRECISION_CONSTRAINTS)
     prof = builder.create_optimization_profile()
     mn, op, mx = profile.shapes(dims[1:])
     prof.set_shape(name, mn, op, mx)

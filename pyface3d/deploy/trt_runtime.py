@@ -79,8 +79,9 @@ def _io(trt, engine) -> Tuple[str, List[str], Dict[str, object]]:
 
 def _check_batch_shape(shape, chw, lo, hi, where: str) -> None:
     if len(shape) != 4 or tuple(shape[1:]) != tuple(chw):
-        raise ValueError(f"{where}: argument `batch` must have shape (B, {', '.join(map(str, chw))}),"
-                         f" got {tuple(shape)}")
+        want = ", ".join(map(str, chw))
+        raise ValueError(f"{where}: argument `batch` must have shape (B, {want}), got "
+                         f"{tuple(shape)}")
     if not lo <= shape[0] <= hi:
         raise ValueError(f"{where}: batch size {shape[0]} is outside the engine's optimisation "
                          f"profile [{lo}, {hi}] (rebuild with --batch min,opt,max)")

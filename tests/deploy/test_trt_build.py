@@ -418,3 +418,43 @@ def test_real_engine_pycuda_runner(lm_onnx, tmp_path):
     ref = OrtRunner(lm_onnx, providers=["CPUExecutionProvider"]).run(x)
     np.testing.assert_allclose(r.run(x)["landmarks"], ref["landmarks"], atol=1e-2)
     r.close()
+
+
+def test_head_layers_pinned_to_fp32(lm_onnx):
+    """The exporter names the head's nodes `/head/...` and nothing else; pin_head_fp32 pins
+    exactly those layers' precision and float outputs (a fake network stands in for
+    TensorRT's INetworkDefinition, whose layers the ONNX parser names after the nodes)."""
+    import types
+
+    import onnx
+
+    from pyface3d.deploy.trt_build import HEAD_SCOPE, pin_head_fp32
+
+    names = [n.name for n in onnx.load(lm_onnx).graph.node]
+    head = [n for n in names if HEAD_SCOPE in n]
+    assert head and all(n.startswith(HEAD_SCOPE) for n in head)
+    assert any(n.endswith("MatMul") for n in head)
+    assert not any(HEAD_SCOPE in n for n in names if n.startswith("/net/"))
+
+    fake_trt = types.SimpleNamespace(float32="f32", float16="f16", int64="i64")
+
+    class Layer:
+        def __init__(self, name, out_dtypes):
+            self.name, self.precision, self.outs = name, "f16", list(out_dtypes)
+            self.num_outputs = len(out_dtypes)
+
+        def get_output(self, j):
+            return types.SimpleNamespace(dtype=self.outs[j])
+
+        def set_output_type(self, j, t):
+            self.outs[j] = t
+
+    layers = [Layer(n, ["f16"]) for n in names] + [Layer("/head/Shape_x", ["i64"])]
+    net = types.SimpleNamespace(num_layers=len(layers), get_layer=lambda i: layers[i])
+    assert pin_head_fp32(fake_trt, net) == len(head) + 1
+    for layer in layers:
+        pinned = HEAD_SCOPE in layer.name
+        assert layer.precision == ("f32" if pinned else "f16")
+        if layer.name != "/head/Shape_x":
+            assert layer.outs == (["f32"] if pinned else ["f16"])
+    assert layers[-1].outs == ["i64"]            # non-float outputs keep their type

@@ -1,5 +1,6 @@
 """Every operator of every exported graph is on TensorRT 10's ONNX operator list
 (pyface3d/deploy/trt_onnx_ops.json, transcribed from onnx-tensorrt's docs/operators.md)."""
+import numpy as np
 import onnx
 import pytest
 from onnx import TensorProto, helper
@@ -91,3 +92,43 @@ def test_slow_registry_networks_supported(toy_mm, tmp_path, name, fp16):
 @pytest.mark.parametrize("name", [m for m in QUICK if m != "shufflenet3d"])
 def test_quick_registry_networks_fp16_supported(toy_mm, tmp_path, name):
     _registry(toy_mm, tmp_path, name, fp16=True)
+
+
+def test_qdq_graph_is_supported_and_detected(toy_mm, tmp_path):
+    """An explicitly quantized graph (Q/DQ nodes, symmetric int8 as TensorRT needs, made
+    here with ONNX Runtime's static quantizer on the network's convolutions) parses as
+    `int8-qdq` and uses only supported ops."""
+    from onnxruntime.quantization import (CalibrationDataReader, QuantFormat, QuantType,
+                                          quantize_static)
+
+    from pyface3d.deploy.trt_build import (BatchProfile, EngineCache, build_engine_cached,
+                                           onnx_input_info)
+
+    fp32 = tmp_path / "f.onnx"
+    export_onnx(small_net(toy_mm), fp32, head="landmarks", morphable=toy_mm)
+    rng = np.random.default_rng(0)
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.batches = iter([{"crops": rng.standard_normal((2, 3, 120, 120))
+                                  .astype(np.float32)} for _ in range(2)])
+
+        def get_next(self):
+            return next(self.batches, None)
+
+    q = tmp_path / "q.onnx"
+    quantize_static(str(fp32), str(q), Reader(), quant_format=QuantFormat.QDQ,
+                    activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
+                    op_types_to_quantize=["Conv"],
+                    extra_options={"ActivationSymmetric": True, "WeightSymmetric": True})
+    m = onnx.load(q)
+    assert {"QuantizeLinear", "DequantizeLinear"} <= {n.op_type for n in m.graph.node}
+    assert not unsupported_ops(m)
+    assert onnx_input_info(q)[2] is True
+    seen = []
+    build_engine_cached(q, tmp_path / "cache", "int8", BatchProfile(1, 1, 4),
+                        builder=lambda p, **kw: seen.append(kw) or b"plan",
+                        tensorrt_version_str="10.1.0",
+                        gpu={"name": "GPU", "compute_capability": "8.9"})
+    (entry,) = EngineCache(tmp_path / "cache").entries().values()
+    assert entry["components"]["precision"] == "int8-qdq" and seen[0]["calibration"] is None
