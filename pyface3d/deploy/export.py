@@ -309,14 +309,20 @@ def export_onnx(model_or_weights, path, opset: int = 17, head="params", fp16: bo
     outputs = parse_head(head)
     if not isinstance(dynamic_batch, bool):
         raise TypeError(f"argument `dynamic_batch` must be a bool, got {dynamic_batch!r}")
-    net, mm, trained, name = load_network(model_or_weights, morphable, seed=seed)
-    module = build_deploy_module(net, mm, outputs, frame=frame, input_size=input_size,
-                                 fp16=fp16)
     path = pathlib.Path(path)
     if path.suffix != ".onnx":
         raise ValueError(f"argument `path` (--out) must end in .onnx, got {str(path)!r}")
-    path.parent.mkdir(parents=True, exist_ok=True)
+    net, mm, trained, name = load_network(model_or_weights, morphable, seed=seed)
+    module = build_deploy_module(net, mm, outputs, frame=frame, input_size=input_size,
+                                 fp16=fp16)
     x = torch.zeros(1, 3, input_size, input_size)
+    with torch.no_grad():
+        width = module.net(x.half() if fp16 else x).shape[-1]
+    if width != mm.num_params:
+        raise ValueError(f"argument `model_or_weights`: the network outputs {width} parameters "
+                         f"but the morphable model ({mm.name}) has {mm.num_params} (12 + "
+                         f"{mm.I} + {mm.E}); pass the morphable model the network belongs to")
+    path.parent.mkdir(parents=True, exist_ok=True)
     dyn = None
     if dynamic_batch:
         dyn = {INPUT_NAME: {0: "batch"}}

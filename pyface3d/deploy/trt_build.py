@@ -520,20 +520,22 @@ class CalibrationBatches:
         return self.num_batches
 
     def __iter__(self) -> Iterator[np.ndarray]:
-        buf: List[np.ndarray] = []
-        have = 0
-        done = 0
+        pending: List[np.ndarray] = []
+        have = done = 0
         for chunk in self._crops():
-            buf.append(chunk)
-            have += len(chunk)
-            while have >= self.batch_size:
-                cat = np.concatenate(buf, 0)
-                yield np.ascontiguousarray(cat[:self.batch_size])
-                done += 1
-                if done >= self.num_batches:
-                    return
-                rest = cat[self.batch_size:]
-                buf, have = ([rest] if len(rest) else []), len(rest)
+            start = 0
+            while start < len(chunk):
+                take = min(self.batch_size - have, len(chunk) - start)
+                pending.append(chunk[start:start + take])
+                have += take
+                start += take
+                if have == self.batch_size:
+                    batch = pending[0] if len(pending) == 1 else np.concatenate(pending, 0)
+                    yield np.ascontiguousarray(batch)
+                    done += 1
+                    if done >= self.num_batches:
+                        return
+                    pending, have = [], 0
 
     def fingerprint(self) -> str:
         """sha256 over the crops that calibration reads (their order, shapes and bytes) and

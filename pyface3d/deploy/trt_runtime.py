@@ -129,11 +129,11 @@ class TrtRunner:
             self._shape = shape
         return {n: tuple(self.context.get_tensor_shape(n)) for n in self.output_names}
 
-    def _enqueue(self, x, outs, stream_handle: int) -> None:
-        self.context.set_tensor_address(self.input_name, int(x.data_ptr()))
+    def _enqueue(self, ctx, x, outs, stream_handle: int) -> None:
+        ctx.set_tensor_address(self.input_name, int(x.data_ptr()))
         for n, t in outs.items():
-            self.context.set_tensor_address(n, int(t.data_ptr()))
-        if not self.context.execute_async_v3(stream_handle):
+            ctx.set_tensor_address(n, int(t.data_ptr()))
+        if not ctx.execute_async_v3(stream_handle):
             raise RuntimeError("TensorRT execute_async_v3 failed")
 
     def _check(self, x):
@@ -162,31 +162,37 @@ class TrtRunner:
         shapes = self._set_shape(tuple(x.shape))
         outs = {n: torch.empty(s, dtype=self.dtypes[n], device=self.device)
                 for n, s in shapes.items()}
-        self._enqueue(x, outs, torch.cuda.current_stream(self.device).cuda_stream)
+        self._enqueue(self.context, x, outs, torch.cuda.current_stream(self.device).cuda_stream)
         return outs
 
     def capture(self, batch: int):
-        """Record the engine at batch ``batch`` into a CUDA graph (replayed by ``run``)."""
+        """Record the engine at batch ``batch`` into a CUDA graph (replayed by ``run``).
+
+        The graph gets its own execution context (its shapes and scratch memory must not
+        change under it), so eager runs at other batch sizes stay possible."""
         import torch
 
         _check_batch_shape((batch,) + self.chw, self.chw, *self.batch_range,
                            where="TrtRunner.capture")
+        with torch.cuda.device(self.device):
+            ctx = self.engine.create_execution_context()
         x = torch.zeros((batch,) + self.chw, dtype=self.dtypes[self.input_name],
                         device=self.device)
-        shapes = self._set_shape(tuple(x.shape))
-        outs = {n: torch.empty(s, dtype=self.dtypes[n], device=self.device)
-                for n, s in shapes.items()}
+        if not ctx.set_input_shape(self.input_name, tuple(x.shape)):
+            raise RuntimeError(f"TensorRT rejected input shape {tuple(x.shape)}")
+        outs = {n: torch.empty(tuple(ctx.get_tensor_shape(n)), dtype=self.dtypes[n],
+                               device=self.device) for n in self.output_names}
         side = torch.cuda.Stream(self.device)
         side.wait_stream(torch.cuda.current_stream(self.device))
         with torch.cuda.stream(side):
             # one enqueue after a shape change before capturing (TensorRT's requirement)
-            self._enqueue(x, outs, side.cuda_stream)
+            self._enqueue(ctx, x, outs, side.cuda_stream)
         torch.cuda.current_stream(self.device).wait_stream(side)
         graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(graph):
-            self._enqueue(x, outs, torch.cuda.current_stream(self.device).cuda_stream)
-        self._graph = {"batch": batch, "graph": graph, "input": x, "outputs": outs}
-        self._shape = None  # the graph pinned the addresses; eager runs set them again
+            self._enqueue(ctx, x, outs, torch.cuda.current_stream(self.device).cuda_stream)
+        self._graph = {"batch": batch, "graph": graph, "input": x, "outputs": outs,
+                       "context": ctx}
         return self
 
 

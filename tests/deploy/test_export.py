@@ -257,3 +257,9 @@ def test_ict_thesis_net_all_heads(tmp_path):
     res = export_onnx(net, tmp_path / "t.onnx", head="landmarks+vertices", verify=True)
     assert res.outputs["vertices"][1] == 9409
     assert res.verify["landmarks"]["max_abs_diff"] < 1e-3
+
+
+def test_network_and_morphable_must_match(toy_mm, tmp_path):
+    net = models.create("mobilenet_v1_x0.5", num_params=62, seed=0)   # toy model has 24
+    with pytest.raises(ValueError, match="outputs 62 parameters"):
+        export_onnx(net, tmp_path / "m.onnx", morphable=toy_mm)

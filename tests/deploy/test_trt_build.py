@@ -458,3 +458,11 @@ def test_head_layers_pinned_to_fp32(lm_onnx):
         if layer.name != "/head/Shape_x":
             assert layer.outs == (["f32"] if pinned else ["f16"])
     assert layers[-1].outs == ["i64"]            # non-float outputs keep their type
+
+
+def test_calibration_batches_are_views_of_an_array():
+    """Batches of an in-memory set are slices (no quadratic re-concatenation)."""
+    a = np.random.default_rng(0).standard_normal((7, 3, 120, 120)).astype(np.float32)
+    batches = list(CalibrationBatches(a, batch_size=2))
+    assert len(batches) == 3 and all(np.shares_memory(b, a) for b in batches)
+    np.testing.assert_array_equal(np.concatenate(batches), a[:6])
