@@ -102,7 +102,8 @@ def _cmd_tensorrt(args) -> int:
                                            verbose=args.verbose)
             hit, key = False, None
         else:
-            data, hit, key = build_engine_cached(onnx_path, args.cache_dir, precision=precision,
+            cache_dir = args.cache_dir or _default_cache_dir()
+            data, hit, key = build_engine_cached(onnx_path, cache_dir, precision=precision,
                                                  profile=profile, calibration=calib,
                                                  workspace_bytes=ws, device=args.device)
     except (RuntimeError, ValueError) as e:
@@ -157,7 +158,7 @@ def add_parser(subparsers):
                    help="use at most this many calibration batches (of the opt batch size)")
     t.add_argument("--batch", default="1,1,64", help="optimisation profile min,opt,max batch "
                    "(default 1,1,64; one number = fixed)")
-    t.add_argument("--cache-dir", default=_default_cache_dir(),
+    t.add_argument("--cache-dir", default=None,
                    help="engine cache (default ~/.cache/pyface3d/trt-engines)")
     t.add_argument("--no-cache", action="store_true", help="build without the engine cache")
     t.add_argument("--workspace", type=int, default=1024, help="workspace pool limit, MiB")
