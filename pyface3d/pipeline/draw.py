@@ -101,12 +101,13 @@ def draw_frame(img: np.ndarray, result: FrameResult, what: Iterable[str] = ("lan
             if reconstructor is None:
                 raise ValueError(f"overlay {w!r} needs the reconstructor")
             kind = "normals" if w == "mesh" else w
-            ren, m = reconstructor.render(result.faces, img.shape[:2], kind)
+            ren, m, x0, y0 = reconstructor.render_window(result.faces, img.shape[:2], kind)
             if kind == "depth":
                 col = colorize_depth(ren, m)
             else:
                 col = (np.clip(ren[..., ::-1], 0, 1) * 255).astype(np.uint8)  # RGB -> BGR
-            blend(out, col, m, alpha)
+            hh, ww = m.shape
+            blend(out[y0:y0 + hh, x0:x0 + ww], col, m, alpha)
     for f in result.faces:
         if "box" in what:
             lab = f"{f.score:.2f}" if f.track_id is None else f"#{f.track_id} {f.score:.2f}"

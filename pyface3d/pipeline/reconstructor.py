@@ -169,6 +169,7 @@ class FaceReconstructor:
         if max_faces is not None and max_faces < 1:
             raise ValueError(f"argument `max_faces` must be >= 1 or None, got {max_faces}")
         self.crop_method, self.max_faces = crop_method, max_faces
+        self._ncc = None
 
     # ------------------------------------------------------------------ constructors
     @classmethod
@@ -347,48 +348,74 @@ class FaceReconstructor:
             if f.vertices is None:
                 f.vertices = crop_to_image(self.head.vertices(f.params[None]), f.roi[None])[0]
 
-    def render(self, faces: Sequence[FaceResult], image_size, what: str = "depth"):
-        """Render ``what`` ("depth", "pncc" or "normals") of ``faces`` into a full frame of
-        ``image_size`` (h, w): each face is rasterized into its own box only (cost ~ face
-        size), faces are composited by depth. Returns (image (h, w, C) float32, mask (h, w)
-        bool); depth is in image-pixel z units (larger = nearer), 0 on background."""
+    def render_window(self, faces: Sequence[FaceResult], image_size, what: str = "depth"):
+        """Render ``what`` ("depth", "pncc" or "normals") of ``faces`` in the window of an
+        ``image_size`` (h, w) frame that covers them: each face is rasterized into its own
+        box only (cost ~ face size, not frame size) and faces are composited by depth.
+
+        Returns ``(image (h', w', C) float32, mask (h', w') bool, x0, y0)``: the window's
+        top-left pixel is frame pixel (x0, y0). Depth is in image-pixel z units (larger =
+        nearer), 0 on background; PNCC and normals ((n + 1) / 2) are RGB in [0, 1]."""
         from .. import render as R
 
+        if what not in ("depth", "pncc", "normals"):
+            raise ValueError(f"argument `what` must be 'depth', 'pncc' or 'normals', got {what!r}")
         h, w = int(image_size[0]), int(image_size[1])
         self._need_dense(faces)
         C = 1 if what == "depth" else 3
-        if what not in ("depth", "pncc", "normals"):
-            raise ValueError(f"argument `what` must be 'depth', 'pncc' or 'normals', got {what!r}")
-        img = np.zeros((h, w, C), np.float32)
-        zbuf = np.full((h, w), -np.inf, np.float32)
-        mask = np.zeros((h, w), bool)
         tris = self.head.triangles
-        ncc = None
+        boxes = []
         for f in faces:
             v = torch.from_numpy(f.vertices.astype(np.float32))[None]
             x0, y0, hh, ww = R.face_roi(v, h, w)
-            if hh <= 1 and ww <= 1 and not (0 <= x0 < w and 0 <= y0 < h):
+            if x0 >= w or y0 >= h or x0 + ww <= 0 or y0 + hh <= 0 or \
+                    v[0, :, 0].max() < 0 or v[0, :, 1].max() < 0 or \
+                    v[0, :, 0].min() > w - 1 or v[0, :, 1].min() > h - 1:
                 continue
+            boxes.append((v, x0, y0, hh, ww))
+        if not boxes:
+            return np.zeros((1, 1, C), np.float32), np.zeros((1, 1), bool), 0, 0
+        X0 = min(b[1] for b in boxes)
+        Y0 = min(b[2] for b in boxes)
+        X1 = max(b[1] + b[4] for b in boxes)
+        Y1 = max(b[2] + b[3] for b in boxes)
+        img = np.zeros((Y1 - Y0, X1 - X0, C), np.float32)
+        zbuf = np.full((Y1 - Y0, X1 - X0), -np.inf, np.float32)
+        mask = np.zeros((Y1 - Y0, X1 - X0), bool)
+        for v, x0, y0, hh, ww in boxes:
             fr = R.rasterize(v, tris, hh, ww, x0, y0)
             m = fr.mask[0].numpy()
             d = fr.depth[0].numpy()
             if what == "depth":
                 val = d[..., None]
             elif what == "pncc":
-                if ncc is None:
-                    ncc = R.ncc_code(self.head.mm.mean.view(-1, 3))[None].float()
-                val = R.render_attributes(ncc, fr, tris)[0].numpy()
+                if self._ncc is None:
+                    self._ncc = R.ncc_code(self.head.mm.mean.view(-1, 3))[None].float()
+                val = R.render_attributes(self._ncc, fr, tris)[0].numpy()
             else:
                 nv = R.vertex_normals(v, tris)
                 n = R.render_attributes(nv, fr, tris)[0]
                 n = n / n.norm(dim=-1, keepdim=True).clamp_min(1e-12)
                 n = torch.where(n[..., 2:3] < 0, -n, n)
                 val = ((n + 1) / 2).numpy()
-            sub = zbuf[y0:y0 + hh, x0:x0 + ww]
+            ys, xs = slice(y0 - Y0, y0 - Y0 + hh), slice(x0 - X0, x0 - X0 + ww)
+            sub = zbuf[ys, xs]
             win = m & (d > sub)
             sub[win] = d[win]
-            img[y0:y0 + hh, x0:x0 + ww][win] = val[win]
-            mask[y0:y0 + hh, x0:x0 + ww] |= m
+            img[ys, xs][win] = val[win]
+            mask[ys, xs] |= m
+        return img, mask, X0, Y0
+
+    def render(self, faces: Sequence[FaceResult], image_size, what: str = "depth"):
+        """Like :meth:`render_window`, placed in a full ``image_size`` frame: returns
+        (image (h, w, C) float32, mask (h, w) bool)."""
+        h, w = int(image_size[0]), int(image_size[1])
+        win, m, x0, y0 = self.render_window(faces, image_size, what)
+        img = np.zeros((h, w, win.shape[2]), np.float32)
+        mask = np.zeros((h, w), bool)
+        hh, ww = m.shape
+        img[y0:y0 + hh, x0:x0 + ww] = win
+        mask[y0:y0 + hh, x0:x0 + ww] = m
         return img, mask
 
     def mesh(self, face: FaceResult):

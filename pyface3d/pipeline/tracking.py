@@ -79,8 +79,9 @@ class FaceTracker:
     Args:
         reconstructor: the pipeline (its detector finds faces).
         redetect_every: run the detector at least every N frames (1 = every frame).
-        min_confidence: re-detect at once when a tracked face's confidence is lower; faces
-            below it after the re-detection are dropped.
+        min_confidence: when a tracked face's confidence falls below it, the frame is
+            re-detected at once (and regressed again); a face the detector does not find
+            and whose confidence stays below it is dropped.
         max_faces: track at most this many faces (best detections first).
         smooth: One-Euro smoothing of landmarks, pose (and dense vertices); the network
             always sees crops from the unsmoothed landmarks (no lag feedback).
@@ -121,6 +122,36 @@ class FaceTracker:
         self._next_id += 1
         return tr
 
+    def _detect(self, frame, prev_rois, tm):
+        td = time.perf_counter()
+        det = self.rec.detect(frame)
+        tm["detect"] = tm.get("detect", 0.0) + (time.perf_counter() - td) * 1e3
+        self._since_detect = 0
+        self.stats.detections += 1
+        if self.max_faces:
+            det = det[: self.max_faces]
+        # match detections to tracks by IoU of the track's landmark box
+        tboxes = np.array([np.r_[tr.raw_landmarks[:, :2].min(0),
+                                 tr.raw_landmarks[:, :2].max(0)] for tr in self.tracks]
+                          ).reshape(-1, 4)
+        owner = [-1] * len(det)
+        if len(det) and len(tboxes):
+            m = iou(det, tboxes)
+            for _ in range(min(m.shape)):
+                i, j = np.unravel_index(np.argmax(m), m.shape)
+                if m[i, j] < self.iou_match:
+                    break
+                owner[i] = j
+                m[i, :] = -1
+                m[:, j] = -1
+        # tracks the detector missed (e.g. profiles) continue from their landmarks
+        keep = [j for j, tr in enumerate(self.tracks)
+                if j not in owner and tr.face.score >= self.min_confidence]
+        rois = [roi_from_box(d) for d in det] + [prev_rois[j] for j in keep]
+        boxes = list(det) + [np.r_[prev_rois[j], self.tracks[j].face.score] for j in keep]
+        src = [("det", owner[i]) for i in range(len(det))] + [("trk", j) for j in keep]
+        return rois, boxes, src
+
     def update(self, frame: np.ndarray, timestamp: Optional[float] = None) -> FrameResult:
         """Process the next frame (BGR uint8); ``timestamp`` in seconds (default: the
         clock). Returns the frame's faces (smoothed when ``smooth``), with track ids."""
@@ -131,51 +162,29 @@ class FaceTracker:
             self.reset()  # resolution change: coordinates of old tracks are meaningless
         self._shape = frame.shape[:2]
         tm: Dict[str, float] = {}
-        low = any(tr.face.score < self.min_confidence for tr in self.tracks)
         detect = (not self.tracks or self._since_detect is None
-                  or self._since_detect + 1 >= self.redetect_every or low)
+                  or self._since_detect + 1 >= self.redetect_every)
         prev_rois = [roi_from_landmarks(tr.raw_landmarks[:, :2]) for tr in self.tracks]
-        if detect:
-            td = time.perf_counter()
-            det = self.rec.detect(frame)
-            tm["detect"] = (time.perf_counter() - td) * 1e3
-            self._since_detect = 0
-            self.stats.detections += 1
-            if self.max_faces:
-                det = det[: self.max_faces]
-            # match detections to tracks by IoU of the track's landmark box
-            tboxes = np.array([np.r_[tr.raw_landmarks[:, :2].min(0),
-                                     tr.raw_landmarks[:, :2].max(0)] for tr in self.tracks]
-                              ).reshape(-1, 4)
-            owner = [-1] * len(det)
-            if len(det) and len(tboxes):
-                m = iou(det, tboxes)
-                for _ in range(min(m.shape)):
-                    i, j = np.unravel_index(np.argmax(m), m.shape)
-                    if m[i, j] < self.iou_match:
-                        break
-                    owner[i] = j
-                    m[i, :] = -1
-                    m[:, j] = -1
-            # tracks the detector missed (e.g. profiles) continue from their landmarks
-            keep = [j for j, tr in enumerate(self.tracks)
-                    if j not in owner and tr.face.score >= self.min_confidence]
-            rois = ([roi_from_box(d) for d in det] + [prev_rois[j] for j in keep])
-            boxes = [d for d in det] + [np.r_[prev_rois[j], self.tracks[j].face.score]
-                                        for j in keep]
-            src = [("det", owner[i]) for i in range(len(det))] + [("trk", j) for j in keep]
-        else:
-            self._since_detect += 1
-            rois, src = prev_rois, [("trk", j) for j in range(len(self.tracks))]
-            boxes = [np.r_[r, tr.face.score] for r, tr in zip(prev_rois, self.tracks)]
-        faces = self.rec.reconstruct_rois(frame, np.array(rois).reshape(-1, 4),
-                                          np.array(boxes).reshape(-1, 5), self.dense, tm)
-        new_tracks: List[_Track] = []
         hm = self.rec.head
+        while True:
+            if detect:
+                rois, boxes, src = self._detect(frame, prev_rois, tm)
+            else:
+                self._since_detect += 1
+                rois, src = prev_rois, [("trk", j) for j in range(len(self.tracks))]
+                boxes = [np.r_[r, tr.face.score] for r, tr in zip(prev_rois, self.tracks)]
+            faces = self.rec.reconstruct_rois(frame, np.array(rois).reshape(-1, 4),
+                                              np.array(boxes).reshape(-1, 5), self.dense, tm)
+            for face, (kind, j) in zip(faces, src):
+                if kind == "trk":
+                    face.score = tracking_confidence(face, prev_rois[j], hm.param_mean,
+                                                     hm.param_std)
+            if detect or all(f.score >= self.min_confidence for f in faces):
+                break
+            detect = True  # a tracked face was lost: re-detect in this frame
+        new_tracks: List[_Track] = []
         for face, (kind, j) in zip(faces, src):
             if kind == "trk":
-                face.score = tracking_confidence(face, prev_rois[j], hm.param_mean,
-                                                 hm.param_std)
                 tr = self.tracks[j]
                 self.stats.tracked += 1
             elif j >= 0:
