@@ -134,13 +134,14 @@ def bench_render(rec, face_size: int = 400, min_time: float = 0.5) -> Dict:
     """Depth and PNCC of one face into a 1080p frame: the morphable model's mean face at
     its mean pose (``param_mean``; what the network predicts for an average face) in the
     ROI of a ``face_size`` px detector box, rendered with :meth:`render_window`."""
-    from ..data.roi import crop_to_image, roi_from_box
+    from ..data.roi import crop_to_image
+    from .detect import YuNetDetector, box_to_roi
     from .reconstructor import FaceResult
 
     if not rec.head.dense:
         raise ValueError("rendering needs a morphable model (dense vertices)")
     box = np.array([760, 340, 760 + face_size * 0.8, 340 + face_size, 1.0])
-    roi = roi_from_box(box)
+    roi = box_to_roi(box[None], *YuNetDetector.roi_map)[0]
     params = rec.head.param_mean.copy()
     verts = crop_to_image(rec.head.vertices(params[None]), roi[None])[0]
     f = FaceResult(box, roi, params, verts[rec.head.mm.landmarks68.numpy()],

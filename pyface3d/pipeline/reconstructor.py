@@ -18,7 +18,7 @@ from typing import Any, Dict, List, Optional, Sequence
 import numpy as np
 import torch
 
-from ..data.roi import CROP_SIZE, crop_image, crop_to_image, roi_from_box, roi_from_landmarks
+from ..data.roi import CROP_SIZE, crop_image, crop_to_image, roi_from_landmarks
 from .backends import Backend, make_backend
 from .detect import FaceDetector, check_image, make_detector
 
@@ -290,12 +290,14 @@ class FaceReconstructor:
             if boxes is None:
                 det = self.detect(image)
                 tm["detect"] = (time.perf_counter() - t0) * 1e3
+                to_roi = self.detector.roi
             else:
                 from .detect import BoxesDetector
-                det = BoxesDetector(boxes).boxes
+                bd = BoxesDetector(boxes)
+                det, to_roi = bd.boxes, bd.roi
             if self.max_faces:
                 det = det[: self.max_faces]
-            rois = roi_from_box(det).reshape(-1, 4) if len(det) else np.zeros((0, 4))
+            rois = to_roi(det)
         faces = self.reconstruct_rois(image, rois, det, dense, tm)
         tm["total"] = (time.perf_counter() - t0) * 1e3
         return FrameResult(faces, image.shape[:2], tm)
@@ -312,7 +314,7 @@ class FaceReconstructor:
         crops, rois, owners = [], [], []
         for i, (im, d) in enumerate(zip(imgs, dets)):
             if len(d):
-                r = roi_from_box(d).reshape(-1, 4)
+                r = self.detector.roi(d)
                 crops.append(self.crops(im, r))
                 rois.append(r)
                 owners += [i] * len(r)

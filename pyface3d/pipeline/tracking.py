@@ -21,7 +21,7 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
-from ..data.roi import roi_from_box, roi_from_landmarks
+from ..data.roi import roi_from_landmarks
 from .detect import check_image
 from .reconstructor import FaceReconstructor, FaceResult, FrameResult
 from .smoothing import OneEuroFilter
@@ -147,7 +147,7 @@ class FaceTracker:
         # tracks the detector missed (e.g. profiles) continue from their landmarks
         keep = [j for j, tr in enumerate(self.tracks)
                 if j not in owner and tr.face.score >= self.min_confidence]
-        rois = [roi_from_box(d) for d in det] + [prev_rois[j] for j in keep]
+        rois = list(self.rec.detector.roi(det)) + [prev_rois[j] for j in keep]
         boxes = list(det) + [np.r_[prev_rois[j], self.tracks[j].face.score] for j in keep]
         src = [("det", owner[i]) for i in range(len(det))] + [("trk", j) for j in keep]
         return rois, boxes, src
