@@ -44,13 +44,44 @@ def build_info() -> dict:
     else:
         info["build"] = None
         info["extension_error"] = str(_lib.C_IMPORT_ERROR)
+    for mod in ("tensorrt", "onnxruntime", "onnx", "cv2"):
+        try:
+            info[mod] = __import__(mod).__version__
+        except Exception:  # optional dependency
+            info[mod] = None
+    info["assets"] = _assets()
     try:
-        import tensorrt  # noqa: F401
-
-        info["tensorrt"] = tensorrt.__version__
-    except Exception:  # optional dependency
-        info["tensorrt"] = None
+        from .models import list_models
+        info["models"] = ", ".join(list_models())
+    except Exception as e:  # noqa: BLE001 - report, do not fail
+        info["models"] = f"unavailable ({e})"
     return info
+
+
+def _assets() -> dict:
+    """Where the run-time assets were found (nothing is built or downloaded here)."""
+    import pathlib
+
+    from .morphable.resolve import DEFAULT_ICT, _ict_sources, cache_dir
+    from .pipeline.assets import find_asset
+    from .pipeline.reconstructor import default_weights_path
+
+    out = {}
+    y = find_asset("yunet", required=False)
+    out["yunet"] = str(y) if y else "not found (Haar cascade fallback)"
+    w = default_weights_path()
+    out["default_weights"] = w or "not installed"
+    shipped = pathlib.Path(__file__).resolve().parent / "assets" / DEFAULT_ICT
+    cached = cache_dir() / DEFAULT_ICT
+    if shipped.is_file():
+        out["morphable_ict"] = str(shipped)
+    elif cached.is_file():
+        out["morphable_ict"] = str(cached)
+    else:
+        src = next((s for s in _ict_sources() if s.is_file()), None)
+        out["morphable_ict"] = (f"not built (will build from {src})" if src else
+                                "not installed and no ICT-FaceKit source found")
+    return out
 
 
 def format_info(info: dict) -> str:
