@@ -89,8 +89,10 @@ def main(argv=None) -> int:
     q.add_argument("--no-optimize", action="store_true",
                    help="run the network as a plain module (no trace + freeze)")
     q.set_defaults(fn=_cmd_eval)
+    from .deploy.cli import add_parser as _add_export
     from .pipeline.cli import add_parser as _add_pipeline
     _add_pipeline(sub)
+    _add_export(sub)
     args = p.parse_args(argv)
     return args.fn(args)
 

@@ -25,7 +25,8 @@ import cv2
 import numpy as np
 import torch
 
-__all__ = ["time_call", "bench_network", "make_clip", "bench_pipeline", "bench_render"]
+__all__ = ["time_call", "bench_network", "make_clip", "bench_pipeline", "bench_per_face",
+           "bench_render"]
 
 
 def time_call(fn: Callable[[], object], min_time: float = 0.5, warmup: int = 3,
@@ -45,7 +46,8 @@ def time_call(fn: Callable[[], object], min_time: float = 0.5, warmup: int = 3,
 
 def bench_network(net: torch.nn.Module, backends: Sequence[str] = ("torch",),
                   batches: Sequence[int] = (1, 8, 64), device: str = "cpu",
-                  min_time: float = 0.5, backend_options: Optional[Dict] = None) -> Dict:
+                  min_time: float = 0.5, backend_options: Optional[Dict] = None,
+                  morphable=None) -> Dict:
     """Latency per backend and batch size of ``net`` on (B, 3, 120, 120) inputs."""
     from .. import models
     from .backends import make_backend
@@ -54,7 +56,10 @@ def bench_network(net: torch.nn.Module, backends: Sequence[str] = ("torch",),
            "macs": models.count_flops(net.eval(), (1, 3, 120, 120)), "backends": {}}
     rng = np.random.default_rng(0)
     for name in backends:
-        be = make_backend(name, net, device=device, **(backend_options or {}).get(name, {}))
+        opts = dict((backend_options or {}).get(name, {}))
+        if name in ("onnxruntime", "tensorrt") and morphable is not None:
+            opts.setdefault("morphable", morphable)
+        be = make_backend(name, net, device=device, **opts)
         res = {}
         for b in batches:
             x = rng.standard_normal((b, 3, 120, 120)).astype(np.float32)
@@ -128,6 +133,24 @@ def bench_pipeline(rec, clip: Optional[str] = None, frames: int = 300,
     d["tracked_frames"] = runner.tracker.stats.tracked
     d["frames"] = tracked
     return d
+
+
+def bench_per_face(rec, min_time: float = 0.5, shared: Optional[str] = None) -> Dict:
+    """The tracked per-face path alone (crop + network + reconstruction + landmarks of one
+    face of a 640x480 frame, from its previous landmarks), timed in a loop without the
+    video threads."""
+    from ..data.roi import roi_from_landmarks
+
+    face = _face_image(shared)
+    frame = np.full((480, 640, 3), 90, np.uint8)
+    fh, fw = face.shape[:2]
+    frame[130:130 + fh, 210:210 + fw] = face
+    first = rec(frame)
+    if first.faces:
+        roi = roi_from_landmarks(first.faces[0].landmarks[:, :2])[None]
+    else:  # untrained network or no face found: the face's box
+        roi = np.array([[210.0, 130.0, 210.0 + fw, 130.0 + fh]])
+    return time_call(lambda: rec.reconstruct_rois(frame, roi), min_time)
 
 
 def bench_render(rec, face_size: int = 400, min_time: float = 0.5) -> Dict:

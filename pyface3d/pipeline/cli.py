@@ -51,8 +51,9 @@ def _build(args, model_name=None):
                       "results are meaningless; use this for timing only", stacklevel=2)
         mm = resolve(args.morphable)
         net = models.create(model_name, num_params=mm.num_params, seed=0)
+        opts = {"morphable": mm} if args.backend in ("onnxruntime", "tensorrt") else {}
         return FaceReconstructor(make_backend(args.backend, net, device=args.device,
-                                              fp16=args.fp16), MorphableHead(mm),
+                                              fp16=args.fp16, **opts), MorphableHead(mm),
                                  detector=args.detector)
     return FaceReconstructor.from_weights(args.weights, args.morphable, backend=args.backend,
                                           device=args.device, fp16=args.fp16,
@@ -191,15 +192,15 @@ def _cmd_bench(args) -> int:
 
     import torch
 
-    from .benchmark import bench_network, bench_pipeline, bench_render
+    from .benchmark import bench_network, bench_per_face, bench_pipeline, bench_render
 
     try:
         rec = _build(args, model_name=None if (args.weights or args.teacher) else args.model)
         batches = [int(b) for b in args.batch.split(",")]
         backends = [b.strip() for b in args.backends.split(",") if b.strip()]
         suites = {x.strip() for x in args.suites.split(",") if x.strip()}
-        if not suites or suites - {"network", "pipeline", "render"}:
-            raise ValueError(f"--suites: expected a subset of network,pipeline,render, got "
+        if not suites or suites - {"network", "perface", "pipeline", "render"}:
+            raise ValueError(f"--suites: expected a subset of network,perface,pipeline,render, got "
                              f"{args.suites!r}")
     except (OSError, ValueError, KeyError, RuntimeError, ImportError) as e:
         return _fail("bench", e)
@@ -208,13 +209,20 @@ def _cmd_bench(args) -> int:
                           "threads": torch.get_num_threads()}}
     net = getattr(rec.backend, "net", None)
     if net is not None and "network" in suites:
-        report["network"] = bench_network(net, backends, batches, args.device, args.min_time)
+        mm = getattr(rec.head, "mm", None)
+        report["network"] = bench_network(net, backends, batches, args.device, args.min_time,
+                                          morphable=mm if mm is not None else args.morphable)
         print(f"network: {report['network']['params'] / 1e6:.2f} M params, "
               f"{report['network']['macs'] / 1e9:.3f} GMACs")
         for be, r in report["network"]["backends"].items():
             print(f"  {be:12s} " + "  ".join(f"b{b}: {v['median_s'] * 1e3:.2f} ms "
                                              f"({v['images_per_s']:.0f} img/s)"
                                              for b, v in r.items()))
+    if "perface" in suites:
+        m = bench_per_face(rec, args.min_time)
+        report["per_face"] = m
+        print(f"per-face path (crop + network + reconstruction, backend {args.backend}): "
+              f"{m['median_s'] * 1e3:.2f} ms (IQR {m['iqr_s'] * 1e3:.2f})")
     if "pipeline" in suites:
         p = bench_pipeline(rec, args.video, args.frames, args.redetect_every,
                            args.min_confidence)
@@ -225,8 +233,8 @@ def _cmd_bench(args) -> int:
     if "render" in suites and rec.head.dense:
         r = bench_render(rec, min_time=args.min_time)
         report["render_1080p"] = r
-        print("render one face into 1080p: " + ", ".join(
-            f"{k} {v['median_s'] * 1e3:.2f} ms" for k, v in r.items()))
+        print(f"render one face ({r['face_pixels']} px) into 1080p: " + ", ".join(
+            f"{k} {r[k]['median_s'] * 1e3:.2f} ms" for k in ("depth", "pncc")))
     if args.json:
         with open(args.json, "w", encoding="utf-8") as fh:
             json.dump(report, fh, indent=1)
@@ -266,8 +274,8 @@ def add_parser(sub) -> None:
 
     q = sub.add_parser("bench", help="network latency per backend, pipeline fps and "
                        "per-stage latency, 1080p rendering")
-    q.add_argument("--suites", default="network,pipeline,render",
-                   help="comma-separated: network, pipeline, render")
+    q.add_argument("--suites", default="network,perface,pipeline,render",
+                   help="comma-separated: network, perface, pipeline, render")
     q.add_argument("--model", default="shufflenet3d",
                    help="registry network timed when neither --weights nor --teacher is given "
                    "(untrained: timing only)")

@@ -193,7 +193,10 @@ class FaceReconstructor:
             raise FileNotFoundError(f"argument `weights` (--weights): {weights} is not a file")
         mm = resolve(morphable)
         net = load_trained(weights, mm)
-        be = make_backend(backend, net, device=device, fp16=fp16, **(backend_options or {}))
+        opts = dict(backend_options or {})
+        if backend in ("onnxruntime", "tensorrt"):
+            opts.setdefault("morphable", mm)
+        be = make_backend(backend, net, device=device, fp16=fp16, **opts)
         return cls(be, MorphableHead(mm), detector=detector, **kw)
 
     @classmethod

@@ -116,3 +116,25 @@ def test_teacher_pipeline_is_accurate_on_300w(teacher_rec):
 def test_from_weights_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="weights"):
         FaceReconstructor.from_weights(tmp_path / "missing.pt")
+
+
+def test_onnxruntime_backend_matches_torch(toy_mm, tmp_path, monkeypatch):
+    pytest.importorskip("onnxruntime")
+    from pyface3d import models
+    from pyface3d.deploy.backend import OnnxRuntimeBackend
+    from pyface3d.pipeline.backends import TorchBackend
+    from pyface3d.deploy.export import calibrate_batchnorm
+    monkeypatch.setenv("PYFACE3D_CACHE", str(tmp_path))
+    net = models.create("mobilenet_v1_x0.5", num_params=toy_mm.num_params, seed=0)
+    calibrate_batchnorm(net)  # realistic activations (a fresh net outputs ~0)
+    ort_be = OnnxRuntimeBackend(net, morphable=toy_mm, threads=1)
+    assert ort_be.path.parent == tmp_path / "onnx" and ort_be.path.is_file()
+    x = np.random.default_rng(0).standard_normal((3, 3, 120, 120)).astype(np.float32)
+    a = TorchBackend(net, optimize=False)(x)
+    b = ort_be(x)
+    np.testing.assert_allclose(b, a, atol=1e-3 * (1 + np.abs(a).max()))
+    # the export is cached: a second backend reuses the file
+    mtime = ort_be.path.stat().st_mtime_ns
+    assert OnnxRuntimeBackend(net, morphable=toy_mm).path.stat().st_mtime_ns == mtime
+    rec = FaceReconstructor(ort_be, MorphableHead(toy_mm), detector=BoxesDetector([[10, 10, 110, 130]]))
+    assert len(rec(_frame())) == 1
