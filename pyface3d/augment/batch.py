@@ -234,7 +234,7 @@ def profile_folder(images: str, out: str, labels: Optional[str] = None, *, views
                 "max_yaw": None if yaw_deltas is not None else float(max_yaw),
                 "yaw_deltas": None if yaw_deltas is None else [float(d) for d in yaw_deltas],
                 "ext": ext, "config": asdict(config)}
-    settings["config"]["rings"] = list(settings["config"]["rings"])
+    settings = json.loads(json.dumps(settings))  # tuples -> lists, as read back from the file
     os.makedirs(out, exist_ok=True)
     spath = os.path.join(out, "settings.json")
     if os.path.isfile(spath):

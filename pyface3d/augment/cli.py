@@ -24,7 +24,8 @@ def _cmd_profile(args) -> int:
         res = profile_folder(args.images, args.out, args.labels, views=args.views,
                              yaw_step=args.yaw_step, mode=args.mode, max_yaw=args.max_yaw,
                              yaw_deltas=args.yaw_deltas, workers=args.workers, ext=args.ext,
-                             model=args.model, config=ProfileConfig(pivot=args.pivot),
+                             model=args.model,
+                             config=ProfileConfig(pivot=args.pivot, face_cut=args.face_cut),
                              progress=not args.no_progress)
     except (OSError, ValueError, KeyError, TypeError) as e:
         msg = e.args[0] if isinstance(e, KeyError) and e.args else e
@@ -41,6 +42,18 @@ def _deltas(text: str):
         raise argparse.ArgumentTypeError(f"expected comma-separated degrees, got {text!r}")
     if not vals:
         raise argparse.ArgumentTypeError("expected at least one yaw change")
+    return vals
+
+
+def _face_cut(text: str):
+    if text.strip().lower() == "none":
+        return None
+    try:
+        vals = tuple(float(x) for x in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected FRONT,BELOW or none, got {text!r}")
+    if len(vals) != 2:
+        raise argparse.ArgumentTypeError(f"expected FRONT,BELOW or none, got {text!r}")
     return vals
 
 
@@ -71,6 +84,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                    help="explicit yaw changes, e.g. 0,15,30 (overrides views/step/mode)")
     q.add_argument("--pivot", default="centroid", choices=["centroid", "origin", "landmarks"],
                    help="point the head turns about (centroid: mean of the fitted mesh)")
+    q.add_argument("--face-cut", type=_face_cut, default=(0.06, 0.1),
+                   help="textured front of the model: FRONT,BELOW in landmark widths (default "
+                   "0.06,0.1), or none for the whole mesh (ears, neck)")
     q.add_argument("--model", default="ict", help="morphable model: 'ict' (default) or a .npz path")
     q.add_argument("--ext", default="jpg", choices=["jpg", "png"], help="image format (jpg, quality 95)")
     q.add_argument("--workers", type=int, default=1, help="processes (default 1)")

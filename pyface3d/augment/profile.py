@@ -43,7 +43,7 @@ from ..morphable.params import euler_angles, rotation_from_euler
 from .mesh import ClosedMesh, build_anchor_mesh
 
 __all__ = ["ProfileConfig", "ProfiledView", "FaceProfiler", "profile_face", "yaw_schedule",
-           "yaw_rotation", "landmark_visibility", "mirror_map"]
+           "yaw_rotation", "landmark_visibility", "mirror_map", "front_triangles"]
 
 MODES = ("outward", "symmetric")
 PIVOTS = ("centroid", "origin", "landmarks")
@@ -81,6 +81,15 @@ class ProfileConfig:
         visibility_tol: a landmark is visible when its depth is at least the smallest depth
             of the 3x3 pixels around it minus this (grazing points on the silhouette count
             as visible).
+        face_cut: ``(front, below)`` (default ``(0.06, 0.1)``, about where BFM's face ends on
+            ICT): only the front of the model is textured from the image, as 300W-LP's face
+            mesh; ears, the side of the head and the neck are carried by the anchors. The
+            triangles kept have all three vertices (mean shape) at least ``front * w`` in
+            front of the jaw corners (landmarks 0 and 16) and at most ``below * w`` below the
+            chin (landmark 8), ``w`` the landmarks' width; then the largest connected piece.
+            None: the whole model mesh (ICT's ears and neck turn as 3D shapes, but take the
+            colours of whatever the image shows there - hair, background - which is worse
+            unless the ears are visible).
         fit_iters, prior_id, prior_exp: :func:`pyface3d.fitting.fit_landmarks` options.
     """
     rings: tuple = (0.04, 0.12, 0.25, 0.45, 0.7)
@@ -93,6 +102,7 @@ class ProfileConfig:
     fill_occluded: bool = True
     mirror_fill: bool = True
     inpaint_radius: int = 3
+    face_cut: Optional[tuple] = (0.06, 0.1)
     pivot: str = "centroid"
     visibility_tol: float = 0.01
     fit_iters: int = 10
@@ -106,6 +116,11 @@ class ProfileConfig:
         object.__setattr__(self, "rings", r)
         if not 0 <= self.hold < self.release:
             raise ValueError(f"ProfileConfig: need 0 <= hold < release, got {self.hold}, {self.release}")
+        if self.face_cut is not None:
+            fc = tuple(float(x) for x in self.face_cut)
+            if len(fc) != 2 or not all(math.isfinite(x) for x in fc):
+                raise ValueError(f"ProfileConfig: `face_cut` must be None or (front, below), got {self.face_cut}")
+            object.__setattr__(self, "face_cut", fc)
         if self.pivot not in PIVOTS:
             raise ValueError(f"ProfileConfig: `pivot` must be one of {PIVOTS}, got {self.pivot!r}")
         for k in ("spacing", "depth_offset", "occlusion_tol", "visibility_tol"):
@@ -245,7 +260,11 @@ class FaceProfiler:
         self.config = config if config is not None else ProfileConfig()
         if not isinstance(self.config, ProfileConfig):
             raise TypeError(f"argument `config` must be a ProfileConfig, got {type(self.config).__name__}")
-        self.mesh = ClosedMesh.from_triangles(self.model.triangles.numpy(), self.model.N)
+        tri = self.model.triangles.numpy().astype(np.int64)
+        if self.config.face_cut is not None:
+            tri = front_triangles(self.model.mean.view(-1, 3).numpy(), tri,
+                                  self.model.landmarks68.numpy(), *self.config.face_cut)
+        self.mesh = ClosedMesh.from_triangles(tri, self.model.N)
         self._tri = torch.from_numpy(self.mesh.triangles)
         self.lm_ids = self.model.landmarks68.numpy().astype(np.int64)
         self.mirror = mirror_map(self.mesh.extend(self.model.mean.view(-1, 3).numpy()),
@@ -427,6 +446,29 @@ class FaceProfiler:
         return ProfiledView(image=res, landmarks=lm, visibility=vis, params=pv, roi=roi, yaw=yaw,
                             pitch=pitch, roll=roll, yaw_delta=float(delta), filled=holes,
                             mirrored=mirrored, depth=depth.astype(np.float32))
+
+
+def front_triangles(vertices: np.ndarray, triangles: np.ndarray, landmark_ids: np.ndarray,
+                    front: float, below: float) -> np.ndarray:
+    """The triangles of the front of a face mesh (see ``ProfileConfig.face_cut``): all three
+    vertices (model frame, y up, z toward the viewer) at least ``front * w`` in front of the
+    mean depth of landmarks 0 and 16 and at most ``below * w`` below landmark 8 (``w`` the
+    x extent of the landmarks); of those, the largest vertex-connected piece."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+    v = np.asarray(vertices, np.float64)
+    lm = v[landmark_ids]
+    w = np.ptp(lm[:, 0])
+    keep_v = (v[:, 2] >= lm[[0, 16], 2].mean() + front * w) & (v[:, 1] >= lm[8, 1] - below * w)
+    t = triangles[keep_v[triangles].all(1)]
+    if len(t) == 0:
+        raise ValueError(f"face_cut {(front, below)} leaves no triangle of the model")
+    n = len(v)
+    e = np.concatenate([t[:, [0, 1]], t[:, [1, 2]]])
+    g = coo_matrix((np.ones(len(e)), (e[:, 0], e[:, 1])), shape=(n, n))
+    _, lab = connected_components(g, directed=False)
+    big = np.bincount(lab[t[:, 0]]).argmax()
+    return t[lab[t[:, 0]] == big]
 
 
 def mirror_map(vertices: np.ndarray, triangles: np.ndarray, landmark_ids: np.ndarray) -> np.ndarray:

@@ -116,10 +116,12 @@ def background(h: int, w: int) -> np.ndarray:
     return np.clip(bg, 20, 235)
 
 
-def render_scene(model, params, roi, h=160, w=160, colors=None, bg=None):
-    """Image (h, w, 3) uint8 of the model at crop-frame ``params`` for ``roi`` with smooth
-    per-vertex colours over a smooth background; and the face mask and depth."""
-    mesh = ClosedMesh.from_triangles(model.triangles.numpy(), model.N)
+def render_scene(model, params, roi, h=160, w=160, colors=None, bg=None, mesh=None):
+    """Image (h, w, 3) uint8 of the model (or of ``mesh``, a ClosedMesh of it) at crop-frame
+    ``params`` for ``roi`` with smooth per-vertex colours over a smooth background; and the
+    face mask, depth and the image-space vertices."""
+    if mesh is None:
+        mesh = ClosedMesh.from_triangles(model.triangles.numpy(), model.N)
     m64 = model.to("cpu", torch.float64)
     v = m64.reconstruct(torch.as_tensor(params, dtype=torch.float64)[None])[0].numpy()
     vi = mesh.extend(crop_to_image(v[None], np.asarray(roi, np.float64)[None])[0])

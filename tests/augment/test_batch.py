@@ -173,6 +173,10 @@ def test_cli(folder, tmp_path, model_npz, capsys):
     add_parser(p.add_subparsers(dest="command"))
     ns = p.parse_args(["augment", "profile", "--images", "i", "--out", "o"])
     assert ns.views == 11 and ns.yaw_step == 15.0 and ns.mode == "outward" and callable(ns.fn)
+    assert ns.face_cut == (0.06, 0.1) and ns.pivot == "centroid" and ns.threads == 1
+    ns = p.parse_args(["augment", "profile", "--images", "i", "--out", "o", "--face-cut", "none",
+                       "--yaw-deltas", "0,-15,30"])
+    assert ns.face_cut is None and ns.yaw_deltas == [0.0, -15.0, 30.0]
     with pytest.raises(SystemExit):
         p.parse_args(["augment", "profile", "--images", "i", "--out", "o", "--yaw-deltas", "a,b"])
 
