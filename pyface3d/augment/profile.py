@@ -40,6 +40,7 @@ from .. import ops
 from ..data.convert import image_affine_to_params, params_to_image_affine
 from ..data.roi import crop_to_image, image_to_crop, roi_from_landmarks, CROP_SIZE
 from ..morphable.params import euler_angles, rotation_from_euler
+from ..render.renderer import face_roi
 from .mesh import ClosedMesh, build_anchor_mesh
 
 __all__ = ["ProfileConfig", "ProfiledView", "FaceProfiler", "profile_face", "yaw_schedule",
@@ -140,8 +141,9 @@ class ProfiledView:
     Attributes:
         image: (H, W[, C]) uint8, the input's size and channels.
         landmarks: (68, 2) float64 image pixels (0-based), the model's landmarks projected.
-        visibility: (68,) bool, from the view's Z-buffer (the face occludes itself; the
-            anchors are drawn behind the face): see :func:`landmark_visibility`.
+        visibility: (68,) bool, from the Z-buffer of the whole model mesh in this view (the
+            face occludes itself; the anchors are drawn behind the face): see
+            :func:`landmark_visibility`.
         params: (12 + I + E,) float64 crop-frame parameters for ``roi`` (de-whitened).
         roi: (4,) float64 ``[x1, y1, x2, y2]`` = ``roi_from_landmarks(landmarks)``.
         yaw, pitch, roll: degrees, 3DDFA_V2 Euler angles of ``params``' pose.
@@ -266,6 +268,9 @@ class FaceProfiler:
                                   self.model.landmarks68.numpy(), *self.config.face_cut)
         self.mesh = ClosedMesh.from_triangles(tri, self.model.N)
         self._tri = torch.from_numpy(self.mesh.triangles)
+        # the whole mesh decides landmark visibility (the jaw landmarks lie outside the cut)
+        self.full_mesh = (self.mesh if self.config.face_cut is None else
+                          ClosedMesh.from_triangles(self.model.triangles.numpy(), self.model.N))
         self.lm_ids = self.model.landmarks68.numpy().astype(np.int64)
         self.mirror = mirror_map(self.mesh.extend(self.model.mean.view(-1, 3).numpy()),
                                  self.mesh.triangles, self.lm_ids)
@@ -376,14 +381,14 @@ class FaceProfiler:
         reach = float(np.abs(np.concatenate([v_src, anchors.points]) - pivot_img).max())
         shift = np.array([0.0, 0.0, 2.0 * reach + scale])
         src = np.concatenate([v_src, anchors.points - shift])      # (M, 3) source positions
-        # per-vertex attributes: source position and the mirror vertex's (NaN: none)
+        # per-vertex source position of the mirror vertex (NaN: none; anchors have none)
         mir = np.full_like(src, np.nan)
         if c.mirror_fill and c.fill_occluded:
             ok = self.mirror >= 0
             mir[:n_face][ok] = v_src[self.mirror[ok]]
-        src_t = torch.from_numpy(np.concatenate([src, mir], 1)).float()[None]
+        src_t = torch.from_numpy(src).float()[None]
         # the source view's depth buffer (for the self-occlusion test): min over 3x3
-        _, _, d_src = ops.rasterize(src_t[..., :3].contiguous(), tris, H, W)
+        _, _, d_src = ops.rasterize(src_t, tris, H, W)
         d_src = cv2.erode(d_src[0].numpy(), np.ones((3, 3), np.uint8))
         a_crop = image_to_crop(anchors.points[None], roi0[None])[0]
         fr = p0[:12].reshape(3, 4)[:, :3]
@@ -395,37 +400,48 @@ class FaceProfiler:
             v_new = mesh.extend(self.vertices(p_new, roi0))
             a_rot = crop_to_image(((a_crop - pivot) @ Q.T + pivot)[None], roi0[None])[0]
             a_new = anchors.points + anchors.weight[:, None] * (a_rot - anchors.points)
-            out.append(self._render(img, src_t, tris, d_src, np.concatenate([v_new, a_new - shift]),
+            out.append(self._render(img, src_t, mir, tris, d_src, np.concatenate([v_new, a_new - shift]),
                                     p_new, roi0, d, scale, shift[2]))
         return out
 
-    def _render(self, img, src_t, tris, d_src, scene, p_new, roi0, delta, scale, shift):
+    def _render(self, img, src_t, mir, tris, d_src, scene, p_new, roi0, delta, scale, shift):
         c = self.config
         H, W = img.shape[:2]
         fi, bary, depth = ops.rasterize(torch.from_numpy(scene).float()[None], tris, H, W)
-        att = ops.interpolate(src_t, fi, bary, tris)[0].numpy()    # (H, W, 6) source x, y, z
+        att = ops.interpolate(src_t, fi, bary, tris)[0].numpy()    # (H, W, 3) source x, y, z
         fi = fi[0].numpy()
         covered = fi >= 0
         depth = depth[0].numpy()
         tol = c.occlusion_tol * scale
 
-        def usable(a):  # covered, inside the source image and (optionally) seen there
-            x, y, z = a[..., 0], a[..., 1], a[..., 2]
-            with np.errstate(invalid="ignore"):
-                ok = covered & (x >= -0.5) & (x <= W - 0.5) & (y >= -0.5) & (y <= H - 0.5)
+        def usable(x, y, z):  # inside the source image and (optionally) seen there
+            ok = (x >= -0.5) & (x <= W - 0.5) & (y >= -0.5) & (y <= H - 0.5)
             if c.fill_occluded:
-                xi = np.clip(np.round(np.nan_to_num(x)).astype(np.int64), 0, W - 1)
-                yi = np.clip(np.round(np.nan_to_num(y)).astype(np.int64), 0, H - 1)
-                with np.errstate(invalid="ignore"):
-                    ok &= ~(z < d_src[yi, xi] - tol)
+                xi = (np.clip(x, 0, W - 1) + 0.5).astype(np.int64)
+                yi = (np.clip(y, 0, H - 1) + 0.5).astype(np.int64)
+                ok &= z >= d_src[yi, xi] - tol
             return ok
 
-        ok = usable(att[..., :3])
-        mirrored = ~ok & usable(att[..., 3:]) & np.isfinite(att[..., 3:]).all(-1)
-        uv = np.where(mirrored[..., None], att[..., 3:5], att[..., :2])
+        mx = np.ascontiguousarray(att[..., 0])
+        my = np.ascontiguousarray(att[..., 1])
+        ok = covered & usable(mx, my, att[..., 2])
+        mirrored = np.zeros((H, W), bool)
+        if c.mirror_fill and c.fill_occluded:
+            # pixels of face triangles that cannot use their own source point: the mirror
+            # point's source position, interpolated with the same barycentrics
+            cand = np.flatnonzero(~ok & covered & (fi < len(self.mesh.triangles)))
+            if len(cand):
+                t = tris.numpy()[fi.reshape(-1)[cand]]                  # (k, 3)
+                b = bary[0].numpy().reshape(-1, 3)[cand]
+                m = (mir[t] * b[..., None]).sum(1)                      # (k, 3), NaN: none
+                with np.errstate(invalid="ignore"):
+                    good = np.isfinite(m).all(1)
+                    good[good] = usable(m[good, 0], m[good, 1], m[good, 2])
+                use = cand[good]
+                mirrored.reshape(-1)[use] = True
+                mx.reshape(-1)[use] = m[good, 0]
+                my.reshape(-1)[use] = m[good, 1]
         holes = ~(ok | mirrored)
-        mx = np.ascontiguousarray(np.nan_to_num(uv[..., 0]), dtype=np.float32)
-        my = np.ascontiguousarray(np.nan_to_num(uv[..., 1]), dtype=np.float32)
         res = cv2.remap(img, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         res = res.reshape(img.shape)
         if holes.any():
@@ -435,7 +451,16 @@ class FaceProfiler:
         # labels: landmarks, their visibility in this view's Z-buffer, parameters for the ROI
         lm3 = scene[self.lm_ids]
         on_face = covered & (fi < len(self.mesh.triangles))
-        vis = landmark_visibility(lm3, depth, on_face, c.visibility_tol * scale)
+        if self.full_mesh is self.mesh:
+            vis = landmark_visibility(lm3, depth, on_face, c.visibility_tol * scale)
+        else:  # the whole model's Z-buffer around the landmarks
+            v_full = self.full_mesh.extend(scene[:self.model.N])
+            x0, y0, h, w = face_roi(torch.from_numpy(lm3)[None], H, W, pad=2)
+            fv, _, dv = ops.rasterize(torch.from_numpy(v_full)[None].float(),
+                                      torch.from_numpy(self.full_mesh.triangles), h, w, x0, y0)
+            vis = landmark_visibility(lm3 - [x0, y0, 0], dv[0].numpy(), (fv[0] >= 0).numpy(),
+                                      c.visibility_tol * scale)
+            vis &= (lm3[:, 0] >= -0.5) & (lm3[:, 0] < W - 0.5) & (lm3[:, 1] >= -0.5) & (lm3[:, 1] < H - 0.5)
         depth = np.where(covered & ~on_face, depth + shift, depth)
         lm = lm3[:, :2].copy()
         roi = roi_from_landmarks(lm)
