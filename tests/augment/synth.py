@@ -36,10 +36,9 @@ def _landmark_layout() -> np.ndarray:
     return np.asarray(pts)
 
 
-def make_model(n: int = 37, seed: int = 0) -> MorphableModel:
+def make_model(n: int = 37) -> MorphableModel:
     """A head-like open shell (ellipse in x, y; depth bulge + nose) with two eye holes,
     6 identity and 3 expression components, symmetric in x."""
-    g = np.random.default_rng(seed)
     xs = np.linspace(-1.0, 1.0, n)
     ys = np.linspace(-1.3, 1.3, int(n * 1.3) | 1)
     X, Y = np.meshgrid(xs, ys)
@@ -84,7 +83,6 @@ def make_model(n: int = 37, seed: int = 0) -> MorphableModel:
     pmean[[3, 7]] = 60.0
     pstd = np.ones(P)
     pstd[:12] = [5, 5, 5, 4, 5, 5, 5, 4, 5, 5, 5, 1]
-    del g
     return MorphableModel(mean=verts.reshape(-1), id_basis=idb, exp_basis=exb, triangles=tris,
                           landmarks68=lm, param_mean=pmean, param_std=pstd, name="synthetic-head")
 

@@ -190,7 +190,8 @@ def test_visibility_agrees_with_the_z_buffer(synth_profiler, synth_model, synth_
         mc = mc[0].numpy()
         assert np.allclose(v.depth[mc], dc[0, ..., 0].numpy()[mc], atol=1e-3)
     # turned by 60 degrees the far side of the jaw is hidden, the near side is not
-    far = vs[2].visibility[[0, 1, 2]] if vs[2].landmarks[0, 0] > vs[2].landmarks[16, 0] else vs[2].visibility[[14, 15, 16]]
+    v60 = vs[2]
+    far = v60.visibility[[0, 1, 2]] if v60.landmarks[0, 0] > v60.landmarks[16, 0] else v60.visibility[[14, 15, 16]]
     assert not far.all() and vs[1].visibility.sum() < 68
 
 
