@@ -89,10 +89,12 @@ def main(argv=None) -> int:
     q.add_argument("--no-optimize", action="store_true",
                    help="run the network as a plain module (no trace + freeze)")
     q.set_defaults(fn=_cmd_eval)
+    from .augment.cli import add_parser as _add_augment
     from .deploy.cli import add_parser as _add_export
     from .pipeline.cli import add_parser as _add_pipeline
     _add_pipeline(sub)
     _add_export(sub)
+    _add_augment(sub)
     args = p.parse_args(argv)
     return args.fn(args)
 
