@@ -97,7 +97,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     q.add_argument("--backgrounds", default=None,
                    help="folder of images to crop backgrounds from (else procedural only)")
     q.add_argument("--yaw", type=_range_type("yaw"), default=d.yaw,
-                   help="A (uniform in -A..A) or LO,HI degrees (default 90); write a negative LO as --yaw=-60,0")
+                   help="A (uniform in -A..A) or LO,HI degrees (default 90); "
+                   "write a negative LO as --yaw=-60,0")
     q.add_argument("--pitch", type=_range_type("pitch"), default=d.pitch,
                    help="A or LO,HI degrees (default 30)")
     q.add_argument("--roll", type=_range_type("roll"), default=d.roll,

@@ -5,6 +5,7 @@ import dataclasses
 import hashlib
 import json
 import math
+import numbers
 import os
 from dataclasses import dataclass
 from typing import Any, Dict, Optional, Tuple
@@ -24,9 +25,14 @@ SHADING_SCALE = 16384  # 16-bit shading PNG: value = round(shading * SHADING_SCA
 def _pair(name: str, v, lo: float, hi: float, integer: bool = False) -> Tuple[float, float]:
     try:
         a, b = v
+        if any(isinstance(x, (bool, str, bytes)) for x in (a, b)):
+            raise TypeError
+        if integer and (int(a) != a or int(b) != b):
+            raise ValueError
         a, b = (int(a), int(b)) if integer else (float(a), float(b))
-    except (TypeError, ValueError):
-        raise ValueError(f"SynthConfig: `{name}` must be a (low, high) pair of numbers, got "
+    except (TypeError, ValueError, OverflowError):
+        raise ValueError(f"SynthConfig: `{name}` must be a (low, high) pair of "
+                         f"{'integers' if integer else 'numbers'}, got "
                          f"{v!r}") from None
     if not (math.isfinite(a) and math.isfinite(b) and lo <= a <= b <= hi):
         raise ValueError(f"SynthConfig: `{name}` must satisfy {lo} <= low <= high <= {hi}, "
@@ -34,8 +40,22 @@ def _pair(name: str, v, lo: float, hi: float, integer: bool = False) -> Tuple[fl
     return a, b
 
 
+def _int(name: str, v, lo: int, hi: int) -> int:
+    if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(v) or \
+            int(v) != v or not lo <= v <= hi:
+        raise ValueError(f"SynthConfig: `{name}` must be an integer in [{lo}, {hi}], got {v!r}")
+    return int(v)
+
+
+def _num(name: str, v, lo: float, hi: float) -> float:
+    if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(v) or \
+            not lo <= v <= hi:
+        raise ValueError(f"SynthConfig: `{name}` must be a number in [{lo}, {hi}], got {v!r}")
+    return float(v)
+
+
 def _prob(name: str, p) -> float:
-    p = float(p)
+    p = _num(name, p, 0.0, 1.0)
     if not 0.0 <= p <= 1.0:
         raise ValueError(f"SynthConfig: `{name}` must be a probability in [0, 1], got {p}")
     return p
@@ -50,7 +70,7 @@ class SynthConfig:
     """
     size: int = 120                                   # output side (px)
     seed: int = 0
-    yaw: Tuple[float, float] = (-90.0, 90.0)          # U(low, high); + = subject turns to its left
+    yaw: Tuple[float, float] = (-90.0, 90.0)          # U(low, high); + turns toward image left
     pitch: Tuple[float, float] = (-30.0, 30.0)
     roll: Tuple[float, float] = (-20.0, 20.0)
     id_scale: float = 1.0                             # identity: mean + id_scale * std * N(0, 1)
@@ -78,27 +98,15 @@ class SynthConfig:
 
     def __post_init__(self):
         s = object.__setattr__
-        if isinstance(self.size, bool) or int(self.size) != self.size or not 16 <= self.size <= 2048:
-            raise ValueError(f"SynthConfig: `size` must be an integer in [16, 2048], got "
-                             f"{self.size!r}")
-        s(self, "size", int(self.size))
-        if isinstance(self.seed, bool) or int(self.seed) != self.seed or self.seed < 0:
-            raise ValueError(f"SynthConfig: `seed` must be a non-negative integer, got "
-                             f"{self.seed!r}")
-        s(self, "seed", int(self.seed))
+        s(self, "size", _int("size", self.size, 16, 2048))
+        s(self, "seed", _int("seed", self.seed, 0, 2 ** 63 - 1))
         s(self, "yaw", _pair("yaw", self.yaw, -90.0, 90.0))
         s(self, "pitch", _pair("pitch", self.pitch, -90.0, 90.0))
         s(self, "roll", _pair("roll", self.roll, -180.0, 180.0))
         for n in ("id_scale", "exp_scale"):
-            v = float(getattr(self, n))
-            if not (math.isfinite(v) and 0.0 <= v <= 10.0):
-                raise ValueError(f"SynthConfig: `{n}` must be in [0, 10], got {v}")
-            s(self, n, v)
+            s(self, n, _num(n, getattr(self, n), 0.0, 10.0))
         s(self, "roi_scale", _pair("roi_scale", self.roi_scale, 0.3, 4.0))
-        shift = float(self.roi_shift)
-        if not 0.0 <= shift <= 0.5:
-            raise ValueError(f"SynthConfig: `roi_shift` must be in [0, 0.5], got {shift}")
-        s(self, "roi_shift", shift)
+        s(self, "roi_shift", _num("roi_shift", self.roi_shift, 0.0, 0.5))
         s(self, "tone", _pair("tone", self.tone, 1.0, 10.0))
         s(self, "ambient", _pair("ambient", self.ambient, 0.0, 4.0))
         s(self, "light", _pair("light", self.light, 0.0, 4.0))
@@ -118,11 +126,7 @@ class SynthConfig:
         if self.blur_p + self.motion_blur_p > 1.0 + 1e-12:
             raise ValueError(f"SynthConfig: `blur_p` + `motion_blur_p` must be <= 1 (one blur "
                              f"at most), got {self.blur_p} + {self.motion_blur_p}")
-        if isinstance(self.max_occluders, bool) or int(self.max_occluders) != self.max_occluders \
-                or not 1 <= self.max_occluders <= 16:
-            raise ValueError(f"SynthConfig: `max_occluders` must be an integer in [1, 16], got "
-                             f"{self.max_occluders!r}")
-        s(self, "max_occluders", int(self.max_occluders))
+        s(self, "max_occluders", _int("max_occluders", self.max_occluders, 1, 16))
         s(self, "blur_sigma", _pair("blur_sigma", self.blur_sigma, 0.01, 50.0))
         s(self, "noise_sigma", _pair("noise_sigma", self.noise_sigma, 0.0, 255.0))
         s(self, "jpeg_quality", _pair("jpeg_quality", self.jpeg_quality, 1, 100, integer=True))
@@ -137,11 +141,7 @@ class SynthConfig:
         if self.format not in FORMATS:
             raise ValueError(f"SynthConfig: `format` must be one of {FORMATS}, got "
                              f"{self.format!r}")
-        q = self.jpg_quality
-        if isinstance(q, bool) or int(q) != q or not 1 <= q <= 100:
-            raise ValueError(f"SynthConfig: `jpg_quality` must be an integer in [1, 100], got "
-                             f"{q!r}")
-        s(self, "jpg_quality", int(q))
+        s(self, "jpg_quality", _int("jpg_quality", self.jpg_quality, 1, 100))
         if not isinstance(self.device, str) or self.device.split(":")[0] not in ("cpu", "cuda"):
             raise ValueError(f"SynthConfig: `device` must be 'cpu' or 'cuda[:k]', got "
                              f"{self.device!r}")

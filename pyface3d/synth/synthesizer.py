@@ -33,7 +33,7 @@ from .. import ops
 from ..data.roi import roi_from_landmarks
 from ..morphable import resolve
 from ..morphable.params import rotation_from_euler
-from ..render.renderer import face_roi, rasterize
+from ..render.renderer import face_roi, rasterize, render_attributes
 from ..render.shading import irradiance
 from . import appearance, background
 from .config import SynthConfig
@@ -216,7 +216,7 @@ class FaceSynthesizer:
                                                  cfg.light)
         nv = self._vertex_normals(iv, self._normal_sign)
         attrs = torch.cat([torch.from_numpy(albedo_v).to(dev)[None], self.ncc[None], nv], -1)
-        pix = ops.interpolate(attrs.contiguous(), fr.face_index, fr.bary, self.triangles)[0]
+        pix = render_attributes(attrs.contiguous(), fr, self.triangles)[0]
         m = fr.mask[0]
         n = pix[..., 6:9]
         n = n / n.norm(dim=-1, keepdim=True).clamp_min(1e-12)

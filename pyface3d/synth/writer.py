@@ -33,7 +33,7 @@ from typing import Any, Dict, List, Optional, Sequence, Union
 import cv2
 import numpy as np
 
-from .config import MODALITIES, SHADING_SCALE, SynthConfig
+from .config import SHADING_SCALE, SynthConfig
 from .regions import SEG_LABELS
 
 __all__ = ["generate", "write_sample", "sample_files", "is_complete", "read_layout",
@@ -296,7 +296,7 @@ def write_manifest(out_dir: str) -> int:
     """Rebuild ``manifest.jsonl`` from the records in ``meta/`` (index order). Returns the
     number of lines."""
     d = os.path.join(out_dir, "meta")
-    names = sorted((f for f in os.listdir(d) if f.endswith(".json")),
+    names = sorted((f for f in os.listdir(d) if f.endswith(".json") and f[:-5].isdigit()),
                    key=lambda f: int(f[:-5])) if os.path.isdir(d) else []
     lines = []
     for f in names:
@@ -333,7 +333,9 @@ def generate(out_dir: str, n: int, config: Optional[SynthConfig] = None,
     """Generate samples ``0 .. n-1`` (or ``indices``) into ``out_dir``; skip complete ones.
 
     ``workers`` > 1 uses a pool of spawned processes (one torch thread each); the files do
-    not depend on it. Returns counts and timing. Interrupting is safe: rerun to finish.
+    not depend on it. A script calling this with ``workers > 1`` needs the usual
+    ``if __name__ == "__main__":`` guard (multiprocessing's spawn start method re-imports the
+    main module). Returns counts and timing. Interrupting is safe: rerun to finish.
     """
     import torch
 

@@ -413,3 +413,16 @@ def test_dataset_items(tmp_path, toy):
     torch.testing.assert_close(it["landmarks"], lm, atol=1e-3, rtol=0)
     with pytest.raises(FileNotFoundError, match="layout.json"):
         SynthDataset(tmp_path)
+
+
+@pytest.mark.cuda
+def test_cuda_matches_cpu(toy):
+    cfg = dict(size=64, seed=2, occlusion_p=0.5)
+    a = FaceSynthesizer(toy, SynthConfig(**cfg)).sample(1)
+    b = FaceSynthesizer(toy, SynthConfig(device="cuda", **cfg)).sample(1)
+    np.testing.assert_array_equal(a.mask, b.mask)
+    np.testing.assert_array_equal(a.seg, b.seg)
+    np.testing.assert_array_equal(a.visible, b.visible)
+    np.testing.assert_allclose(a.depth, b.depth, atol=1e-4)
+    np.testing.assert_allclose(a.shading, b.shading, atol=1e-4)
+    assert np.abs(a.rgb.astype(int) - b.rgb.astype(int)).max() <= 1
