@@ -5,9 +5,9 @@
 
 Per image size: the in-process cost of one sample (sampling + rendering, ms, median) and of
 writing its files (7 PNGs, landmarks, npz, record; ms, median), both on one thread; then
-``generate()`` end to end into a fresh temporary folder for each worker count (samples/s of
-wall time, pool start-up included, which is why a short run understates the steady rate;
-``--n`` large amortises it). Uses the default ICT-FaceKit model (needs it installed or
+``generate()`` end to end into a fresh temporary folder for each worker count: samples/s of
+wall time (pool start-up included: each spawned worker imports torch and loads the model)
+and the steady rate after the first chunks (from ``generate``'s per-sample callback). Uses the default ICT-FaceKit model (needs it installed or
 PYFACE3D_SHARED), or ``--morphable PATH``.
 """
 import argparse
@@ -76,24 +76,32 @@ def main(argv=None) -> int:
               f"(median of {args.calls}, one thread)", flush=True)
         for w in workers:
             tmp = tempfile.mkdtemp(prefix="bench_synth_")
+            stamps = []
             try:
                 t0 = time.perf_counter()
                 res = generate(os.path.join(tmp, "out"), args.n, cfg, model=mm, workers=w,
-                               progress=False)
+                               progress=False,
+                               callback=lambda i: stamps.append(time.perf_counter()))
                 dt = time.perf_counter() - t0
             finally:
                 shutil.rmtree(tmp, ignore_errors=True)
+            # steady state: after every worker delivered its first chunk
+            k = min(len(stamps) - 1, max(w * 8, len(stamps) // 5))
+            steady = (len(stamps) - 1 - k) / max(stamps[-1] - stamps[k], 1e-9)
             row[f"workers_{w}_samples_per_s"] = res["generated"] / dt
+            row[f"workers_{w}_steady_per_s"] = steady
             print(f"size {S}: generate n={args.n} workers={w}: {dt:.1f} s, "
-                  f"{res['generated'] / dt:.1f} samples/s (wall, start-up included)",
-                  flush=True)
+                  f"{res['generated'] / dt:.1f} samples/s wall (start-up included), "
+                  f"{steady:.1f} samples/s steady (after the first {k + 1})", flush=True)
         rows.append(row)
     print("\n| size | sample (ms) | write (ms) | " +
-          " | ".join(f"{w} worker{'s' if w > 1 else ''} (samples/s)" for w in workers) + " |")
+          " | ".join(f"{w} worker{'s' if w > 1 else ''}: wall / steady (samples/s)"
+                     for w in workers) + " |")
     print("|---|---|---|" + "---|" * len(workers))
     for r in rows:
         print(f"| {r['size']} | {r['sample_ms']:.1f} | {r['write_ms']:.1f} | " +
-              " | ".join(f"{r[f'workers_{w}_samples_per_s']:.1f}" for w in workers) + " |")
+              " | ".join(f"{r[f'workers_{w}_samples_per_s']:.1f} / "
+                         f"{r[f'workers_{w}_steady_per_s']:.1f}" for w in workers) + " |")
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"environment": env, "n": args.n, "device": args.device, "rows": rows},

@@ -196,7 +196,9 @@ def test_label_consistency_ict():
 def test_generate_writes_layout_and_is_deterministic(tmp_path, toy):
     cfg = SynthConfig(size=48, seed=7, occlusion_p=0.5)
     r1 = generate(tmp_path / "a", 3, cfg, model=toy, progress=False)
-    generate(tmp_path / "b", 3, cfg, model=toy, progress=False)
+    seen = []
+    generate(tmp_path / "b", 3, cfg, model=toy, progress=False, callback=seen.append)
+    assert seen == [0, 1, 2]
     assert r1["generated"] == 3 and r1["manifest_lines"] == 3
     fa, fb = _files(tmp_path / "a"), _files(tmp_path / "b")
     assert fa.keys() == fb.keys() and all(fa[k] == fb[k] for k in fa)
