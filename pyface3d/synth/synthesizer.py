@@ -23,6 +23,7 @@ changing the background folder leaves identities, poses and lights unchanged.
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass, field
 from typing import Any, Dict, Optional, Union
 
@@ -194,7 +195,7 @@ class FaceSynthesizer:
     @torch.no_grad()
     def sample(self, index: int) -> SynthSample:
         """Sample ``index`` (an int >= 0); deterministic for ``(config.seed, index)``."""
-        if isinstance(index, bool) or int(index) != index or index < 0:
+        if isinstance(index, bool) or not isinstance(index, numbers.Integral) or index < 0:
             raise ValueError(f"FaceSynthesizer.sample: argument `index` must be an integer "
                              f">= 0, got {index!r}")
         index = int(index)

@@ -319,8 +319,9 @@ def test_config_errors(kw, match):
 
 
 def test_bad_arguments(tmp_path, toy, synth):
-    with pytest.raises(ValueError, match="index"):
-        synth.sample(-1)
+    for bad in (-1, 1.5, "3"):
+        with pytest.raises(ValueError, match="index"):
+            synth.sample(bad)
     with pytest.raises(ValueError, match="`n`"):
         generate(tmp_path / "x", -2, SynthConfig(), model=toy, progress=False)
     with pytest.raises(ValueError, match="workers"):
