@@ -92,9 +92,11 @@ def main(argv=None) -> int:
     from .augment.cli import add_parser as _add_augment
     from .deploy.cli import add_parser as _add_export
     from .pipeline.cli import add_parser as _add_pipeline
+    from .synth.cli import add_parser as _add_synth
     _add_pipeline(sub)
     _add_export(sub)
     _add_augment(sub)
+    _add_synth(sub)
     args = p.parse_args(argv)
     return args.fn(args)
 
