@@ -153,23 +153,28 @@ def bench_per_face(rec, min_time: float = 0.5, shared: Optional[str] = None) -> 
     return time_call(lambda: rec.reconstruct_rois(frame, roi), min_time)
 
 
-def bench_render(rec, face_size: int = 400, min_time: float = 0.5) -> Dict:
-    """Depth and PNCC of one face into a 1080p frame: the morphable model's mean face at
-    its mean pose (``param_mean``; what the network predicts for an average face) in the
-    ROI of a ``face_size`` px detector box, rendered with :meth:`render_window`."""
+def bench_render(rec, face_sizes: Sequence[int] = (200, 300, 400), min_time: float = 0.5
+                 ) -> Dict:
+    """Depth and PNCC of one face into a 1080p frame, per face size: the morphable model's
+    mean face at its mean pose (``param_mean``) in the crop of a YuNet-style box
+    ``face_size`` px tall (0.8 as wide), rendered with :meth:`render_window` (the face's
+    box only). Returns ``{size: {"face_pixels", "depth", "pncc"}}``."""
     from ..data.roi import crop_to_image
     from .detect import YuNetDetector, box_to_roi
     from .reconstructor import FaceResult
 
     if not rec.head.dense:
         raise ValueError("rendering needs a morphable model (dense vertices)")
-    box = np.array([760, 340, 760 + face_size * 0.8, 340 + face_size, 1.0])
-    roi = box_to_roi(box[None], *YuNetDetector.roi_map)[0]
-    params = rec.head.param_mean.copy()
-    verts = crop_to_image(rec.head.vertices(params[None]), roi[None])[0]
-    f = FaceResult(box, roi, params, verts[rec.head.mm.landmarks68.numpy()],
-                   np.zeros(3), 1.0, verts)
-    out = {"face_pixels": int(rec.render_window([f], (1080, 1920), "depth")[1].sum())}
-    for what in ("depth", "pncc"):
-        out[what] = time_call(lambda: rec.render_window([f], (1080, 1920), what), min_time)
+    out = {}
+    for fs in face_sizes:
+        box = np.array([760, 340, 760 + fs * 0.8, 340 + fs, 1.0])
+        roi = box_to_roi(box[None], *YuNetDetector.roi_map)[0]
+        params = rec.head.param_mean.copy()
+        verts = crop_to_image(rec.head.vertices(params[None]), roi[None])[0]
+        f = FaceResult(box, roi, params, verts[rec.head.mm.landmarks68.numpy()],
+                       np.zeros(3), 1.0, verts)
+        r = {"face_pixels": int(rec.render_window([f], (1080, 1920), "depth")[1].sum())}
+        for what in ("depth", "pncc"):
+            r[what] = time_call(lambda: rec.render_window([f], (1080, 1920), what), min_time)
+        out[str(fs)] = r
     return out

@@ -201,13 +201,13 @@ class FaceReconstructor:
 
     @classmethod
     def from_teacher(cls, folder, backend: str = "torch", device="cpu", detector="auto",
-                     **kw):
+                     backend_options: Optional[Dict[str, Any]] = None, **kw):
         """The 3DDFA_V2 mb05 teacher (development only: landmarks and pose, no mesh)."""
         from ..eval.evaluate import load_teacher
         from ..data import load_3ddfa_keypoint_bases
 
         pred = load_teacher(folder)
-        be = make_backend(backend, pred.net, device=device)
+        be = make_backend(backend, pred.net, device=device, **(backend_options or {}))
         head = KeypointHead(load_3ddfa_keypoint_bases(os.fspath(folder)),
                             pred.param_mean.numpy(), pred.param_std.numpy())
         return cls(be, head, detector=detector, **kw)
@@ -372,18 +372,25 @@ class FaceReconstructor:
         boxes = []
         for f in faces:
             v = torch.from_numpy(f.vertices.astype(np.float32))[None]
-            x0, y0, hh, ww = R.face_roi(v, h, w)
-            if x0 >= w or y0 >= h or x0 + ww <= 0 or y0 + hh <= 0 or \
-                    v[0, :, 0].max() < 0 or v[0, :, 1].max() < 0 or \
-                    v[0, :, 0].min() > w - 1 or v[0, :, 1].min() > h - 1:
-                continue
-            boxes.append((v, x0, y0, hh, ww))
+            mn, mx = torch.aminmax(v[0, :, :2], dim=0)
+            lo, hi = mn.double().numpy(), mx.double().numpy()
+            if not (np.isfinite(lo).all() and np.isfinite(hi).all()) or hi[0] < 0 or \
+                    hi[1] < 0 or lo[0] > w - 1 or lo[1] > h - 1:
+                continue  # off the frame (or degenerate)
+            # the box of pixel centres it can cover (as render.face_roi), clipped
+            x0, y0 = max(int(np.floor(lo[0])) - 1, 0), max(int(np.floor(lo[1])) - 1, 0)
+            x1, y1 = min(int(np.ceil(hi[0])) + 1, w - 1), min(int(np.ceil(hi[1])) + 1, h - 1)
+            boxes.append((v, x0, y0, y1 - y0 + 1, x1 - x0 + 1))
         if not boxes:
             return np.zeros((1, 1, C), np.float32), np.zeros((1, 1), bool), 0, 0
         X0 = min(b[1] for b in boxes)
         Y0 = min(b[2] for b in boxes)
         X1 = max(b[1] + b[4] for b in boxes)
         Y1 = max(b[2] + b[3] for b in boxes)
+        if len(boxes) == 1:  # one face: its own window, nothing to composite
+            v, x0, y0, hh, ww = boxes[0]
+            fr = R.rasterize(v, tris, hh, ww, x0, y0)
+            return self._shade(what, v, fr, tris), fr.mask[0].numpy(), x0, y0
         img = np.zeros((Y1 - Y0, X1 - X0, C), np.float32)
         zbuf = np.full((Y1 - Y0, X1 - X0), -np.inf, np.float32)
         mask = np.zeros((Y1 - Y0, X1 - X0), bool)
@@ -391,18 +398,7 @@ class FaceReconstructor:
             fr = R.rasterize(v, tris, hh, ww, x0, y0)
             m = fr.mask[0].numpy()
             d = fr.depth[0].numpy()
-            if what == "depth":
-                val = d[..., None]
-            elif what == "pncc":
-                if self._ncc is None:
-                    self._ncc = R.ncc_code(self.head.mm.mean.view(-1, 3))[None].float()
-                val = R.render_attributes(self._ncc, fr, tris)[0].numpy()
-            else:
-                nv = R.vertex_normals(v, tris)
-                n = R.render_attributes(nv, fr, tris)[0]
-                n = n / n.norm(dim=-1, keepdim=True).clamp_min(1e-12)
-                n = torch.where(n[..., 2:3] < 0, -n, n)
-                val = ((n + 1) / 2).numpy()
+            val = self._shade(what, v, fr, tris)
             ys, xs = slice(y0 - Y0, y0 - Y0 + hh), slice(x0 - X0, x0 - X0 + ww)
             sub = zbuf[ys, xs]
             win = m & (d > sub)
@@ -410,6 +406,21 @@ class FaceReconstructor:
             img[ys, xs][win] = val[win]
             mask[ys, xs] |= m
         return img, mask, X0, Y0
+
+    def _shade(self, what, v, fr, tris) -> np.ndarray:
+        """(h, w, C) float32 values of ``what`` over fragments ``fr`` of vertices ``v``."""
+        from .. import render as R
+        if what == "depth":
+            return fr.depth[0, ..., None].numpy()
+        if what == "pncc":
+            if self._ncc is None:
+                self._ncc = R.ncc_code(self.head.mm.mean.view(-1, 3))[None].float()
+            return R.render_attributes(self._ncc, fr, tris)[0].numpy()
+        nv = R.vertex_normals(v, tris)
+        n = R.render_attributes(nv, fr, tris)[0]
+        n = n / n.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+        n = torch.where(n[..., 2:3] < 0, -n, n)
+        return (((n + 1) / 2) * fr.mask[0, ..., None]).numpy()
 
     def render(self, faces: Sequence[FaceResult], image_size, what: str = "depth"):
         """Like :meth:`render_window`, placed in a full ``image_size`` frame: returns
