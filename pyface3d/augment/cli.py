@@ -1,8 +1,5 @@
-"""``pyface3d augment profile``: face profiling of a labelled image folder.
-
-Wire into the project CLI with ``from .augment.cli import add_parser; add_parser(sub)``;
-``python -m pyface3d.augment ...`` runs the same parser on its own.
-"""
+"""``pyface3d augment profile``: face profiling of a labelled image folder (registered on
+the project CLI by ``add_parser``)."""
 from __future__ import annotations
 
 import argparse
@@ -95,10 +92,3 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     q.add_argument("--no-progress", action="store_true", help="no progress bar")
     q.set_defaults(fn=_cmd_profile)
     return p
-
-
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="pyface3d")
-    add_parser(p.add_subparsers(dest="command", required=True))
-    args = p.parse_args(argv)
-    return args.fn(args)

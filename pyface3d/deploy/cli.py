@@ -166,18 +166,3 @@ def add_parser(subparsers):
     t.add_argument("--verbose", action="store_true", help="TensorRT verbose log")
     t.set_defaults(fn=_cmd_tensorrt)
     return p
-
-
-def main(argv=None) -> int:
-    """Stand-alone entry (``python -m pyface3d.deploy.cli export ...``)."""
-    import argparse
-
-    parser = argparse.ArgumentParser(prog="pyface3d")
-    sub = parser.add_subparsers(dest="command", required=True)
-    add_parser(sub)
-    args = parser.parse_args(argv)
-    return args.fn(args)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -74,6 +74,17 @@ class FaceDetector:
         return self.detect(image)
 
 
+def _downscale(image: np.ndarray, max_size: Optional[int]):
+    """``image`` shrunk so that its longer side is at most ``max_size`` (None: as is), and
+    the scale factor applied."""
+    h, w = image.shape[:2]
+    if max_size is None or max(h, w) <= max_size:
+        return image, 1.0
+    s = max_size / max(h, w)
+    return cv2.resize(image, (max(1, round(w * s)), max(1, round(h * s))),
+                      interpolation=cv2.INTER_AREA), s
+
+
 def _sorted(boxes: np.ndarray, max_faces: Optional[int]) -> np.ndarray:
     boxes = boxes[np.argsort(-boxes[:, 4], kind="stable")] if len(boxes) else boxes
     return boxes[:max_faces] if max_faces else boxes
@@ -120,11 +131,7 @@ class YuNetDetector(FaceDetector):
     def detect(self, image: np.ndarray) -> np.ndarray:
         image = check_image(image)
         h, w = image.shape[:2]
-        s = 1.0
-        if self.max_size is not None and max(h, w) > self.max_size:
-            s = self.max_size / max(h, w)
-            image = cv2.resize(image, (max(1, round(w * s)), max(1, round(h * s))),
-                               interpolation=cv2.INTER_AREA)
+        image, s = _downscale(image, self.max_size)
         size = (image.shape[1], image.shape[0])
         if size != self._size:
             self._det.setInputSize(size)
@@ -175,11 +182,7 @@ class HaarDetector(FaceDetector):
     def detect(self, image: np.ndarray) -> np.ndarray:
         image = check_image(image)
         h, w = image.shape[:2]
-        s = 1.0
-        if self.max_size is not None and max(h, w) > self.max_size:
-            s = self.max_size / max(h, w)
-            image = cv2.resize(image, (max(1, round(w * s)), max(1, round(h * s))),
-                               interpolation=cv2.INTER_AREA)
+        image, s = _downscale(image, self.max_size)
         grey = cv2.equalizeHist(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY))
         ms = max(8, int(self.min_size * s))
         rects, counts = self._det.detectMultiScale2(grey, scaleFactor=self.scale_factor,

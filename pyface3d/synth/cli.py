@@ -7,7 +7,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Optional, Sequence
 
 from .config import FORMATS, MODALITIES, SynthConfig
 
@@ -152,16 +151,3 @@ def run(args) -> int:
         return 2
     print(json.dumps(res, indent=2))
     return 0
-
-
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Stand-alone entry: ``python -m pyface3d.synth.cli synth --n ... --out ...``."""
-    p = argparse.ArgumentParser(prog="pyface3d")
-    sub = p.add_subparsers(dest="command", required=True)
-    add_parser(sub)
-    args = p.parse_args(argv)
-    return args.fn(args)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from pyface3d.augment import FaceProfiler, add_parser, profile_folder, read_landmark_records
-from pyface3d.augment.cli import main
+from pyface3d.cli import main
 from pyface3d.data import ImageLabelsDataset, crop_to_image, write_pts
 
 from .synth import make_params, render_scene

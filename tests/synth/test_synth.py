@@ -14,7 +14,8 @@ from pyface3d.morphable import euler_angles
 from pyface3d.synth import (LANDMARK_NAMES, SEG_LABELS, FaceSynthesizer, SynthConfig,
                             generate, read_landmarks, read_layout)
 from pyface3d.synth import writer
-from pyface3d.synth.cli import add_parser, main as cli_main
+from pyface3d.cli import main as cli_main
+from pyface3d.synth.cli import add_parser
 from pyface3d.synth.dataset import SynthDataset
 from pyface3d.synth.regions import OCCLUDER, boundary_loops
 from pyface3d.synth.synthesizer import visibility_tolerance
