@@ -152,7 +152,7 @@ def main():
         description="Face alignment and 3D face reconstruction with a compiled C++/CUDA core",
         license="MIT",
         packages=find_packages(include=["pyface3d", "pyface3d.*"]),
-        package_data={"pyface3d": ["assets/*", "assets/**/*"]},
+        package_data={"pyface3d": ["assets/*", "assets/**/*"], "": ["*.json", "*.npz"]},
         python_requires=">=3.9",
         ext_modules=[] if os.environ.get("PYFACE3D_NO_EXTENSION") == "1" else extensions(),
         cmdclass={"build_ext": BuildExtension.with_options(use_ninja=True)},

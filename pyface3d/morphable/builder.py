@@ -161,7 +161,7 @@ def build_ict_model(source: PathLike, out_path: Optional[PathLike] = None, n_id:
                     pose_prior: PosePrior = PosePrior(), name: Optional[str] = None,
                     identities: Optional[Sequence[str]] = None,
                     expressions: Optional[Sequence[str]] = None,
-                    progress: bool = True) -> MorphableModel:
+                    progress: bool = True, basis_dtype: str = "float32") -> MorphableModel:
     """ICT-FaceKit -> compact MorphableModel (and our .npz when ``out_path`` is given).
 
     Args:
@@ -173,6 +173,9 @@ def build_ict_model(source: PathLike, out_path: Optional[PathLike] = None, n_id:
         unit: "um" (default; micrometres, the scale of 3DDFA's BFM), "mm" or "cm" (ICT's).
         pose_prior: assumed pose distribution for the pose whitening statistics.
         name: model name (default ``ict-facekit-<region>-id<I>-exp<E>-<unit>``).
+        basis_dtype: ``"float16"`` rounds the identity / expression bases to float16 values
+            (:meth:`MorphableModel.quantized`) and stores them so: the model that ships
+            with pyface3d (half the size; another sha256 than the float32 build).
         identities, expressions: folder sources only: subsets of the OBJ files.
         progress: tqdm progress bars.
 
@@ -267,8 +270,13 @@ def build_ict_model(source: PathLike, out_path: Optional[PathLike] = None, n_id:
                            triangles=triangles, landmarks68=lm, param_mean=param_mean,
                            param_std=param_std, name=name, uvs=uvs, uv_triangles=uv_triangles,
                            metadata=meta)
+    if basis_dtype == "float16":
+        model = model.quantized()
+    elif basis_dtype != "float32":
+        raise ValueError(f"argument `basis_dtype` must be 'float32' or 'float16', got "
+                         f"{basis_dtype!r}")
     if out_path is not None:
-        model.save(out_path)
+        model.save(out_path, basis_dtype=basis_dtype)
     steps.update()
     steps.close()
     return model
@@ -276,7 +284,7 @@ def build_ict_model(source: PathLike, out_path: Optional[PathLike] = None, n_id:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """``python -m pyface3d.morphable SOURCE OUT.npz [--n-id 40] [--n-exp 10] [--region face]
-    [--unit um] [--name NAME]``; returns the exit status."""
+    [--unit um] [--name NAME] [--basis-dtype float16]``; returns the exit status."""
     ap = argparse.ArgumentParser(prog="python -m pyface3d.morphable",
                                  description="Build a compact morphable model from ICT-FaceKit")
     ap.add_argument("source", help="ict_facekit_face_head.npz or the FaceXModel folder")
@@ -286,8 +294,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ap.add_argument("--region", choices=REGIONS, default="face")
     ap.add_argument("--unit", choices=sorted(UNITS), default="um")
     ap.add_argument("--name", default=None)
+    ap.add_argument("--basis-dtype", choices=["float32", "float16"], default="float32",
+                    help="float16: bases rounded to and stored as float16 (the shipped model)")
     a = ap.parse_args(argv)
     m = build_ict_model(a.source, a.out, n_id=a.n_id, n_exp=a.n_exp, region=a.region,
-                        unit=a.unit, name=a.name)
+                        unit=a.unit, name=a.name, basis_dtype=a.basis_dtype)
     print(f"{m!r}\nsha256 {m.sha256()}\nwritten {a.out}")
     return 0

@@ -46,6 +46,9 @@ HASH_FIELDS = (("mean", "<f4"), ("id_basis", "<f4"), ("exp_basis", "<f4"),
 _OPTIONAL_FIELDS = (("uvs", "<f4"), ("uv_triangles", "<i4"))
 _ARRAY_KEYS = tuple(n for n, _ in HASH_FIELDS) + tuple(n for n, _ in _OPTIONAL_FIELDS)
 _META_KEYS = ("format", "format_version", "name", "sha256", "metadata_json")
+#: fields that may also be stored as float16 (a model whose bases are exactly float16 values,
+#: see :meth:`MorphableModel.quantized`); loading widens them to float32 exactly
+_HALF_OK = ("id_basis", "exp_basis")
 
 PathLike = Union[str, os.PathLike]
 
@@ -356,15 +359,37 @@ class MorphableModel:
         return unwhiten(out, self.param_mean, self.param_std)
 
     # ------------------------------------------------------------------ files
-    def save(self, path: PathLike) -> str:
+    def quantized(self) -> "MorphableModel":
+        """A copy whose identity and expression bases are rounded to float16 values (held
+        as float32): what :meth:`save` with ``basis_dtype="float16"`` stores losslessly, at
+        half the size. Its sha256 differs from this model's (another basis)."""
+        import dataclasses
+        return dataclasses.replace(
+            self, id_basis=self.id_basis.detach().cpu().half().float(),
+            exp_basis=self.exp_basis.detach().cpu().half().float(),
+            metadata=dict(self.metadata, basis_precision="float16"))
+
+    def save(self, path: PathLike, basis_dtype: str = "float32") -> str:
         """Write our ``.npz`` format (exactly ``path``; written atomically). Returns the
-        sha256 stored in the file. Floating fields are written as float32."""
+        sha256 stored in the file. Floating fields are written as float32; with
+        ``basis_dtype="float16"`` the identity / expression bases are stored as float16,
+        which must be lossless (use :meth:`quantized` first)."""
         path = pathlib.Path(path)
         if path.suffix != ".npz":
             raise ValueError(f"MorphableModel.save: argument `path` must end in .npz, got "
                              f"{str(path)!r}")
+        if basis_dtype not in ("float32", "float16"):
+            raise ValueError(f"MorphableModel.save: argument `basis_dtype` must be 'float32' or "
+                             f"'float16', got {basis_dtype!r}")
         digest = self.sha256()
         payload = dict(self.canonical_arrays())
+        if basis_dtype == "float16":
+            for n in _HALF_OK:
+                h = payload[n].astype("<f2")
+                if not np.array_equal(h.astype("<f4"), payload[n]):
+                    raise ValueError(f"MorphableModel.save: `{n}` is not exactly representable "
+                                     "in float16; save model.quantized() instead")
+                payload[n] = h
         payload.update(
             format=np.array(FORMAT_NAME), format_version=np.array(FORMAT_VERSION, np.int64),
             name=np.array(self.name), sha256=np.array(digest),
@@ -416,6 +441,9 @@ class MorphableModel:
             raise ValueError(f"MorphableModel.load: {str(path)!r} has keys this version does "
                              f"not know: {unknown}")
         for n, dt in HASH_FIELDS + _OPTIONAL_FIELDS:
+            if n in _HALF_OK and n in data and data[n].dtype == np.dtype("<f2"):
+                data[n] = data[n].astype("<f4")  # exact
+                continue
             if n in data and data[n].dtype != np.dtype(dt):
                 raise ValueError(f"MorphableModel.load: {str(path)!r}: array {n!r} has dtype "
                                  f"{data[n].dtype}, the format stores {np.dtype(dt)}")
