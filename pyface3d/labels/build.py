@@ -21,7 +21,7 @@ import json
 import os
 import time
 from dataclasses import asdict
-from typing import Dict, List, Optional, Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 
