@@ -92,11 +92,15 @@ def main(argv=None) -> int:
     from .augment.cli import add_parser as _add_augment
     from .deploy.cli import add_parser as _add_export
     from .pipeline.cli import add_parser as _add_pipeline
+    from .labels.cli import add_parser as _add_labels
+    from .recipes.cli import add_parser as _add_recipe
     from .synth.cli import add_parser as _add_synth
     _add_pipeline(sub)
     _add_export(sub)
     _add_augment(sub)
     _add_synth(sub)
+    _add_labels(sub)
+    _add_recipe(sub)
     args = p.parse_args(argv)
     return args.fn(args)
 

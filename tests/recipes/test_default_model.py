@@ -1,0 +1,63 @@
+import json
+
+import pytest
+
+from pyface3d.cli import main
+from pyface3d.recipes.default_model import MIXES, REAL_SOURCES, Recipe
+
+
+def _fake_labels(r: Recipe, sources=("300w_train",)):
+    for s in sources:
+        r.labels_path(s).parent.mkdir(parents=True, exist_ok=True)
+        r.labels_path(s).write_text("[]")
+
+
+def test_paths_stay_in_the_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("PYFACE3D_CACHE", str(tmp_path / "c"))
+    r = Recipe(shared=tmp_path / "shared")
+    assert r.cache == tmp_path / "c" / "default_model"
+    for mix in MIXES:
+        assert r.run_dir(mix).parent == r.cache / "runs" and "+" not in r.run_dir(mix).name
+    assert r.images_root("lfw") == tmp_path / "shared" / REAL_SOURCES["lfw"]
+    with pytest.raises(ValueError, match="source"):
+        r.images_root("aflw-dev")
+
+
+def test_mix_configs(tmp_path):
+    r = Recipe(cache=tmp_path / "c", shared=tmp_path / "shared")
+    with pytest.raises(FileNotFoundError, match="recipe build"):
+        r.config("R")
+    _fake_labels(r, ("300w_train", "lfw"))
+    c = r.config("R", epochs=3)
+    assert [d["type"] for d in c["data"]] == ["images", "images"]
+    assert all(d["augment"] for d in c["data"]) and c["morphable"] == "ict"
+    assert c["epochs"] == 3 and c["out_dir"] == str(r.run_dir("R"))
+    with pytest.raises(FileNotFoundError, match="profile"):
+        r.config("RA")
+    d = r.profile_dir("lfw")
+    d.mkdir(parents=True)
+    (d / "labels.json").write_text("[]")
+    assert len(r.config("RA")["data"]) == 3
+    with pytest.raises(FileNotFoundError, match="synth"):
+        r.config("RA+S")
+    r.synth_dir.mkdir(parents=True)
+    (r.synth_dir / "layout.json").write_text("{}")
+    c = r.config("RA+S", synth_limit=100)
+    assert c["data"][-1] == {"type": "synth", "root": str(r.synth_dir), "augment": True,
+                             "limit": 100}
+    assert [e["type"] for e in r.config("S")["data"]] == ["synth"]
+    with pytest.raises(ValueError, match="mix"):
+        r.config("X")
+    # never aflw-dev: validation is the 300W dev set (absent here -> none)
+    assert c["val"] is None
+    p = r.write_config("R")
+    assert json.loads(p.read_text())["data"][0]["labels"] == str(r.labels_path("300w_train"))
+
+
+def test_cli_errors(tmp_path, capsys):
+    assert main(["recipe", "train", "--mix", "Q", "--cache", str(tmp_path)]) == 2
+    assert "--mix" in capsys.readouterr().err
+    assert main(["recipe", "build", "--stages", "nope", "--cache", str(tmp_path)]) == 2
+    assert main(["recipe", "build", "--stages", "profile", "--cache", str(tmp_path),
+                 "--shared", str(tmp_path / "missing")]) == 2
+    assert "PYFACE3D_SHARED" in capsys.readouterr().err
