@@ -42,6 +42,8 @@ def _cmd(args) -> int:
                           synth_limit=args.synth_limit, batch_size=args.batch_size,
                           workers=args.workers)
             print(json.dumps(res, indent=1, default=str))
+        elif args.action == "ship":
+            print(json.dumps(r.ship(args.mix, args.which), indent=1))
         else:
             import torch
             mixes = _csv(args.mixes, MIXES, "mixes")
@@ -59,7 +61,7 @@ def _cmd(args) -> int:
 def add_parser(sub) -> None:
     q = sub.add_parser("recipe", help="rebuild the default model: labels, profiling, "
                        "synthetic data, training mixes, aflw-dev comparison")
-    q.add_argument("action", choices=["build", "train", "eval"])
+    q.add_argument("action", choices=["build", "train", "eval", "ship"])
     q.add_argument("--cache", default=None,
                    help="recipe folder (default $PYFACE3D_CACHE/default_model)")
     q.add_argument("--shared", default=None, help="development data (default $PYFACE3D_SHARED)")
@@ -70,13 +72,15 @@ def add_parser(sub) -> None:
     q.add_argument("--views", type=int, default=11, help="build: profiled views per image")
     q.add_argument("--synth-n", type=int, default=20000, help="build: synthetic faces")
     q.add_argument("--workers", type=int, default=1, help="processes / data-loader workers")
-    q.add_argument("--mix", default="RA+S", help=f"train: one of {','.join(MIXES)}")
+    q.add_argument("--mix", default="RA+S", help=f"train / ship: one of {','.join(MIXES)}")
     q.add_argument("--epochs", type=int, default=30, help="train: epochs")
     q.add_argument("--batch-size", type=int, default=64, help="train: batch size")
     q.add_argument("--max-steps", type=int, default=0,
                    help="train: stop after this many steps in total (0: no limit); rerun resumes")
     q.add_argument("--synth-limit", type=int, default=None,
                    help="train: use the first N synthetic faces")
+    q.add_argument("--which", default="best", choices=["best", "final"],
+                   help="ship: the run's best.pt (300W dev) or its final model.pt")
     q.add_argument("--mixes", default=",".join(MIXES), help="eval: mixes to compare")
     q.add_argument("--no-teacher", action="store_true", help="eval: skip the teacher row")
     q.add_argument("--device", default="auto", help="train: auto|cpu|cuda; eval: cpu|cuda")

@@ -193,6 +193,54 @@ class Recipe:
         return train(load_config(str(self.write_config(mix, **kw))), device=device,
                      progress=progress)
 
+    # ------------------------------------------------------------------ shipping
+    def ship(self, mix: str, which: str = "best", package_dir=None) -> Dict[str, Any]:
+        """Copy a trained mix into the package as the default weights: the run's
+        ``best.pt`` (selected on 300W dev) or ``model.pt`` (``which="final"``), weights
+        converted to float16, written to ``pyface3d/assets/pyface3d_default.pt`` with the
+        morphable model's sha256 (it must be the shipped model's), the training config and
+        the aflw-dev comparison when ``recipe eval`` wrote one; ``SHA256SUMS`` is updated."""
+        import hashlib
+
+        import torch
+
+        from ..morphable import resolve
+        from ..train.trainer import load_checkpoint, save_checkpoint
+
+        if which not in ("best", "final"):
+            raise ValueError(f"argument `which` must be 'best' or 'final', got {which!r}")
+        src = self.run_dir(mix) / ("best.pt" if which == "best" else "model.pt")
+        if not src.is_file():
+            raise FileNotFoundError(f"{src} does not exist: train the mix first "
+                                    f"(`pyface3d recipe train --mix {mix}`)")
+        ck = load_checkpoint(src)
+        mm = resolve("ict")
+        if ck["morphable_sha256"] != mm.sha256():
+            raise ValueError(f"{src} was trained with morphable model "
+                             f"{ck['morphable_sha256'][:12]}, not the shipped one "
+                             f"({mm.sha256()[:12]}): retrain with the shipped model")
+        out = {k: ck[k] for k in ("version", "model_name", "num_params", "model_kwargs",
+                                  "morphable_sha256")}
+        out["model"] = {k: (v.half() if v.is_floating_point() else v)
+                        for k, v in ck["model"].items()}
+        out["recipe"] = {"mix": mix, "checkpoint": which, "config": ck.get("config"),
+                         "val_nme_300w_dev": ck.get("val_nme"), "step": ck.get("step")}
+        cmp = self.cache / "eval" / "comparison.md"
+        if cmp.is_file():
+            out["recipe"]["aflw_dev"] = cmp.read_text()
+        pkg = pathlib.Path(package_dir) if package_dir else \
+            pathlib.Path(__file__).resolve().parents[1] / "assets"
+        dst = pkg / "pyface3d_default.pt"
+        save_checkpoint(dst, out)
+        digest = hashlib.sha256(dst.read_bytes()).hexdigest()
+        sums = pkg / "SHA256SUMS"
+        lines = [ln for ln in (sums.read_text().splitlines() if sums.is_file() else [])
+                 if ln.strip() and not ln.endswith(" pyface3d_default.pt")]
+        lines.append(f"{digest}  pyface3d_default.pt")
+        sums.write_text("\n".join(sorted(lines, key=lambda ln: ln.split()[-1])) + "\n")
+        return {"path": str(dst), "sha256": digest, "bytes": dst.stat().st_size,
+                "params": sum(v.numel() for v in out["model"].values())}
+
     # ------------------------------------------------------------------ evaluation
     def evaluate(self, mixes: Sequence[str] = MIXES, teacher: bool = True, device="cpu",
                  progress: bool = True) -> str:

@@ -61,3 +61,40 @@ def test_cli_errors(tmp_path, capsys):
     assert main(["recipe", "build", "--stages", "profile", "--cache", str(tmp_path),
                  "--shared", str(tmp_path / "missing")]) == 2
     assert "PYFACE3D_SHARED" in capsys.readouterr().err
+
+
+def test_ship_writes_fp16_weights_the_pipeline_loads(tmp_path, monkeypatch):
+    import numpy as np
+    import torch
+    from pyface3d import models
+    from pyface3d.morphable import resolve
+    from pyface3d.pipeline import FaceReconstructor
+    from pyface3d.train.trainer import CHECKPOINT_VERSION, save_checkpoint
+    mm = resolve("ict")  # the shipped model
+    r = Recipe(cache=tmp_path / "c", shared=tmp_path / "s")
+    net = models.create("mobilenet_v1_x0.5", num_params=mm.num_params, seed=0)
+    r.run_dir("R").mkdir(parents=True)
+    ck = {"version": CHECKPOINT_VERSION, "model": net.state_dict(),
+          "model_name": "mobilenet_v1_x0.5", "num_params": mm.num_params, "model_kwargs": {},
+          "morphable_sha256": mm.sha256(), "val_nme": 0.05, "step": 10}
+    save_checkpoint(r.run_dir("R") / "best.pt", ck)
+    pkg = tmp_path / "pkg"
+    pkg.mkdir()
+    (pkg / "SHA256SUMS").write_text("abc  other.bin\n")
+    info = r.ship("R", package_dir=pkg)
+    sums = (pkg / "SHA256SUMS").read_text().splitlines()
+    assert sums == ["abc  other.bin", f"{info['sha256']}  pyface3d_default.pt"]
+    saved = torch.load(pkg / "pyface3d_default.pt", weights_only=True)
+    assert all(v.dtype == torch.float16 for v in saved["model"].values() if v.is_floating_point())
+    rec = FaceReconstructor.from_weights(pkg / "pyface3d_default.pt")
+    x = np.zeros((1, 3, 120, 120), np.float32)
+    ref = net.eval()(torch.from_numpy(x)).detach().numpy()
+    np.testing.assert_allclose(rec.backend(x), ref, atol=1e-2 * (1 + np.abs(ref).max()))
+    # another morphable model's weights are refused
+    ck["morphable_sha256"] = "0" * 64
+    r.run_dir("RA").mkdir(parents=True)
+    save_checkpoint(r.run_dir("RA") / "best.pt", ck)
+    with pytest.raises(ValueError, match="shipped"):
+        r.ship("RA", package_dir=pkg)
+    with pytest.raises(FileNotFoundError, match="train the mix"):
+        r.ship("S", package_dir=pkg)
