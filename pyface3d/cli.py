@@ -14,8 +14,19 @@ def _cmd_info(args) -> int:
 
 def _cmd_demo(args) -> int:
     from .demo import run_demo
+    from .pipeline.reconstructor import default_weights_path
 
     run_demo(args.out)
+    if args.weights or args.teacher or default_weights_path():
+        from .demo_pipeline import run_pipeline_demo
+        try:
+            run_pipeline_demo(args.out, weights=args.weights, teacher=args.teacher)
+        except (OSError, ValueError, RuntimeError, ImportError) as e:
+            print(f"pyface3d demo: error: {e}", file=sys.stderr)
+            return 2
+    else:
+        print("pipeline demo skipped: no trained default weights ship with this version yet "
+              "(pass --weights model.pt from `pyface3d train`, or --teacher DIR)")
     return 0
 
 
@@ -57,8 +68,11 @@ def main(argv=None) -> int:
     q = sub.add_parser("info", help="build configuration, CUDA, kernels and assets found")
     q.add_argument("--json", action="store_true", help="print JSON")
     q.set_defaults(fn=_cmd_info)
-    q = sub.add_parser("demo", help="render heatmaps, depth and PNCC of a mesh to PNG files")
+    q = sub.add_parser("demo", help="the kernels on a mesh (heatmaps, depth, PNCC) and the face "
+                       "pipeline on scikit-image's astronaut photo and a clip made from it")
     q.add_argument("--out", default="demo_out", help="output folder (default: demo_out)")
+    q.add_argument("--weights", default=None, help="model.pt (default: the shipped weights)")
+    q.add_argument("--teacher", default=None, help="development: the 3DDFA_V2 mb05 folder")
     q.set_defaults(fn=_cmd_demo)
     q = sub.add_parser("train", help="train a network (interruptible; rerun to resume)")
     q.add_argument("what", choices=["3d"], help="3d: the 3DMM-parameter network")
