@@ -138,3 +138,17 @@ def test_onnxruntime_backend_matches_torch(toy_mm, tmp_path, monkeypatch):
     assert OnnxRuntimeBackend(net, morphable=toy_mm).path.stat().st_mtime_ns == mtime
     rec = FaceReconstructor(ort_be, MorphableHead(toy_mm), detector=BoxesDetector([[10, 10, 110, 130]]))
     assert len(rec(_frame())) == 1
+
+
+@pytest.mark.slow
+def test_compile_backend_matches_eager(toy_mm):
+    """torch.compile (inductor needs a C++ compiler; ~1 min on 2 cores)."""
+    from pyface3d import models
+    from pyface3d.deploy.export import calibrate_batchnorm
+    from pyface3d.pipeline.backends import CompileBackend, TorchBackend
+    net = calibrate_batchnorm(models.create("mobilenet_v1_x0.5", num_params=toy_mm.num_params,
+                                            seed=0))
+    x = np.random.default_rng(1).standard_normal((2, 3, 120, 120)).astype(np.float32)
+    a = TorchBackend(net, optimize=False)(x)
+    b = CompileBackend(net)(x)
+    np.testing.assert_allclose(b, a, atol=1e-4 * (1 + np.abs(a).max()))
