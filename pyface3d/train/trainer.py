@@ -228,6 +228,7 @@ def train(cfg: TrainConfig, device: str = "auto", progress: bool = True) -> Dict
     t_start = time.perf_counter()
     images = 0
     done = step >= stop_at
+    restore = _catch_stop_signals()
     try:
         while epoch < cfg.epochs and not done:
             sampler.set_epoch(epoch, skip=epoch_step * cfg.batch_size)
@@ -306,6 +307,7 @@ def train(cfg: TrainConfig, device: str = "auto", progress: bool = True) -> Dict
                   "to resume")
         raise
     finally:
+        restore()
         if log:
             log.close()
         if tb:
@@ -335,6 +337,30 @@ def _worker_init(worker_id: int) -> None:
     seed = torch.initial_seed() % (2**32)
     np.random.seed(seed)
     random.seed(seed)
+
+
+def _catch_stop_signals():
+    """While training: SIGTERM (what schedulers and session ends send) and SIGINT (which a
+    shell's background jobs start with ignored) raise KeyboardInterrupt, so the loop writes
+    its checkpoint before stopping. Returns a function restoring the previous handlers (a
+    no-op outside the main thread, where signals cannot be handled)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+
+    def stop(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    old = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, stop)
+
+    def restore():
+        for s, h in old.items():
+            signal.signal(s, h)
+    return restore
 
 
 def load_trained(path, morphable, map_location="cpu") -> torch.nn.Module:

@@ -162,3 +162,34 @@ def test_validation_each_epoch_keeps_best(toy, tmp_path):
     assert len(vals) == 2  # one validation row per epoch
     best = load_checkpoint(tmp_path / "v" / "best.pt")
     assert abs(best["val_nme"] - min(float(r.split(",")[-1]) for r in vals)) < 1e-6
+
+
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGINT"])
+def test_stop_signals_write_a_checkpoint(toy, tmp_path, sig):
+    """A run in the background (SIGINT ignored, as a shell starts background jobs) stopped by
+    SIGTERM / SIGINT writes its checkpoint; rerunning resumes from it."""
+    import json
+    import signal
+    import subprocess
+    import sys
+    import time
+    _, mm_path = toy
+    cfg = _cfg(tmp_path / "run", mm_path, epochs=100000, log_every=1).to_dict()
+    (tmp_path / "c.json").write_text(json.dumps(cfg))
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
+    p = subprocess.Popen([sys.executable, "-m", "pyface3d", "train", "3d", "--config",
+                          str(tmp_path / "c.json"), "--no-progress", "--device", "cpu"],
+                         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    log = tmp_path / "run" / "train_log.csv"
+    t0 = time.time()
+    while time.time() - t0 < 120:
+        if log.is_file() and len(log.read_text().splitlines()) >= 3:
+            break
+        time.sleep(0.2)
+    p.send_signal(getattr(signal, sig))
+    out = p.communicate(timeout=60)[0].decode()
+    assert p.returncode != 0 and "checkpoint written" in out, out[-2000:]
+    from pyface3d.train.trainer import load_checkpoint
+    ck = load_checkpoint(tmp_path / "run" / "last.pt")
+    assert ck["step"] >= 2
