@@ -26,8 +26,7 @@
 //     of 4 jobs per step in float64 lanes (the IEEE operations of tri_setup /
 //     tri_eval in the same order, no FMA), covered lanes compacted in order,
 //     their barycentrics / depths 4 per step, then the z-tests in job order.
-//     A larger box is scanned by the scalar code between the z-tests of the
-//     jobs before it and those after it.
+//     A larger box is scanned 4 centres of a row per step (raster_box_avx2)
 // Scratch buffers live per thread and are reused across calls.
 #include "kernels/raster.h"
 
@@ -369,6 +368,72 @@ PF3D_AVX2 inline void load_xyz(const double* const v[4], __m256d& X, __m256d& Y,
   Y = _mm256_permute2f128_pd(t1, t3, 0x20);
 }
 
+// raster_box for large boxes, 4 centres of a row per step: the operations of
+// tri_eval in the same order on each lane (the edge terms of the row computed
+// once, exactly as tri_eval computes them), IEEE divisions, no FMA: the same
+// coverage, barycentrics and depths bit for bit; the z-tests of one triangle
+// touch distinct pixels, so their order does not matter.
+template <typename T>
+PF3D_AVX2 void raster_box_avx2(const T* va, const T* vb, const T* vc, int32_t f,
+                               const RasterParams& p, int32_t imin, int32_t imax, int32_t jmin,
+                               int32_t jmax, int32_t* face, T* bary, T* depth) {
+  TriSetup t;
+  if (!tri_setup(va, vb, vc, t)) return;
+  const int64_t W = p.W;
+  const __m256d zero = _mm256_setzero_pd(), lane = _mm256_setr_pd(0.0, 1.0, 2.0, 3.0);
+  __m256d sdy[3], lx[3], incl[3], zc[3];
+  for (int k = 0; k < 3; ++k) {
+    sdy[k] = _mm256_set1_pd(t.sdy[k]);
+    lx[k] = _mm256_set1_pd(t.lx[k]);
+    incl[k] = _mm256_castsi256_pd(_mm256_set1_epi64x(t.incl[k] ? -1 : 0));
+    zc[k] = _mm256_set1_pd(t.z[k]);
+  }
+  alignas(32) double bz[4], b0[4], b1[4], b2[4];
+  for (int32_t i = imin; i <= imax; ++i) {
+    const double py = (double)(p.y0 + i);
+    __m256d a[3];
+    for (int k = 0; k < 3; ++k) a[k] = _mm256_set1_pd(dmul(t.sdx[k], dsub(py, t.ly[k])));
+    for (int32_t j = jmin; j <= jmax; j += 4) {
+      // centres x0 + j + l: integers, exact in double
+      const __m256d px = _mm256_add_pd(_mm256_set1_pd((double)(p.x0 + j)), lane);
+      __m256d w[3], ok = _mm256_castsi256_pd(_mm256_set1_epi64x(-1));
+      for (int k = 0; k < 3; ++k) {
+        w[k] = _mm256_sub_pd(a[k], _mm256_mul_pd(sdy[k], _mm256_sub_pd(px, lx[k])));
+        ok = _mm256_and_pd(ok, _mm256_or_pd(
+            _mm256_cmp_pd(w[k], zero, _CMP_GT_OQ),
+            _mm256_and_pd(_mm256_cmp_pd(w[k], zero, _CMP_EQ_OQ), incl[k])));
+      }
+      const __m256d sum = _mm256_add_pd(_mm256_add_pd(w[0], w[1]), w[2]);
+      ok = _mm256_and_pd(ok, _mm256_cmp_pd(sum, zero, _CMP_GT_OQ));
+      int m = _mm256_movemask_pd(ok);
+      const int32_t left = jmax - j + 1;
+      if (left < 4) m &= (1 << left) - 1;
+      if (!m) continue;
+      const __m256d c0 = _mm256_div_pd(w[0], sum), c1 = _mm256_div_pd(w[1], sum),
+                    c2 = _mm256_div_pd(w[2], sum);
+      const __m256d z = _mm256_add_pd(
+          _mm256_add_pd(_mm256_mul_pd(c0, zc[0]), _mm256_mul_pd(c1, zc[1])),
+          _mm256_mul_pd(c2, zc[2]));
+      _mm256_store_pd(bz, z);
+      _mm256_store_pd(b0, c0);
+      _mm256_store_pd(b1, c1);
+      _mm256_store_pd(b2, c2);
+      for (int l = 0; l < 4; ++l) {
+        if (!(m >> l & 1)) continue;
+        const T zt = depth_value<T>(bz[l]);
+        const int64_t pix = (int64_t)i * W + j + l;
+        if (face[pix] < 0 || zt > depth[pix]) {
+          face[pix] = f;
+          depth[pix] = zt;
+          bary[3 * pix] = (T)b0[l];
+          bary[3 * pix + 1] = (T)b1[l];
+          bary[3 * pix + 2] = (T)b2[l];
+        }
+      }
+    }
+  }
+}
+
 // A job is one (face, centre) pair: face in bits 0-31, column j in 32-47,
 // row i in 48-63 (window relative; int16 windows only).
 constexpr uint64_t kJobJ = uint64_t(1) << 32, kJobI = uint64_t(1) << 48;
@@ -639,9 +704,10 @@ PF3D_AVX2 void raster_band_avx2(const T* verts, const int32_t* tris, const Raste
       const uint64_t bx = cbox[C.bigq[k]];
       const int32_t f = cand[C.bigq[k]];
       const int32_t* t = tris + 3 * (int64_t)f;
-      raster_box<T>(verts + 3 * (int64_t)t[0], verts + 3 * (int64_t)t[1],
-                    verts + 3 * (int64_t)t[2], f, p, (int16_t)(bx >> 32), (int16_t)(bx >> 48),
-                    (int16_t)bx, (int16_t)(bx >> 16), face, bary, depth);
+      raster_box_avx2<T>(verts + 3 * (int64_t)t[0], verts + 3 * (int64_t)t[1],
+                         verts + 3 * (int64_t)t[2], f, p, (int16_t)(bx >> 32),
+                         (int16_t)(bx >> 48), (int16_t)bx, (int16_t)(bx >> 16), face, bary,
+                         depth);
     }
     ztest_hits<T>(C, h, nh, face, bary, depth);
   }

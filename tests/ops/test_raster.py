@@ -254,6 +254,9 @@ def test_cpu_variants_bit_identical(tmp_path):
         cases += [(v, t, 40, 44, 0, 0), (v, t, 23, 17, 5, -3)]
         v, t = random_mesh(B=2, N=60, F=90, H=24, W=28, dtype=dtype, seed=3)
         cases.append((v, t, 24, 28, 0, 0))
+        # large triangles, odd window widths (the 4-centre steps of large boxes end mid-step)
+        v, t = random_mesh(B=1, N=20, F=15, H=53, W=67, dtype=dtype, seed=5)
+        cases += [(v, t, 53, 67, 0, 0), (v, t, 41, 37, 3, 2)]
     path = str(tmp_path / "cases.pt")
     torch.save(cases, path)
     env = dict(os.environ, PYFACE3D_RASTER_BASELINE="1")
