@@ -51,9 +51,8 @@ def _cmd_eval(args) -> int:
                  device=args.device, progress=not args.no_progress,
                  num_workers=args.num_workers, optimize=not args.no_optimize)
     except (OSError, ValueError, KeyError, RuntimeError) as e:
-        msg = e.args[0] if isinstance(e, KeyError) and e.args else e
-        print(f"pyface3d eval {args.what}: error: {msg}", file=sys.stderr)
-        return 2
+        from ._cli_errors import fail
+        return fail(f"eval {args.what}", e)
     print(res.table("text"))
     s = res.summary()
     print(f"{s['num_images']} images in {res.seconds:.1f} s; counts {s['counts']}")

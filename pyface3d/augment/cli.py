@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 
 __all__ = ["add_parser", "main"]
 
@@ -25,9 +24,8 @@ def _cmd_profile(args) -> int:
                              config=ProfileConfig(pivot=args.pivot, face_cut=args.face_cut),
                              progress=not args.no_progress)
     except (OSError, ValueError, KeyError, TypeError) as e:
-        msg = e.args[0] if isinstance(e, KeyError) and e.args else e
-        print(f"pyface3d augment profile: error: {msg}", file=sys.stderr)
-        return 2
+        from .._cli_errors import fail
+        return fail("augment profile", e)
     print(json.dumps(res, indent=2))
     return 0
 

@@ -51,7 +51,8 @@ def _cmd_onnx(args) -> int:
                               seed=args.seed)
     except (OSError, ValueError, TypeError, KeyError, AssertionError) as e:
         _untrained_warnings()
-        return _err(args, e.args[0] if isinstance(e, KeyError) and e.args else e)
+        from .._cli_errors import fail
+        return fail(f"export {getattr(args, 'target', '')}", e)
     _untrained_warnings()
     print(describe(res))
     if args.json:

@@ -33,9 +33,8 @@ def _cmd_build(args) -> int:
                     morphable=args.model, mp_map=args.map, evaluate=not args.no_eval,
                     progress=not args.no_progress)
     except (OSError, ValueError, KeyError, RuntimeError) as e:
-        msg = e.args[0] if isinstance(e, KeyError) and e.args else e
-        print(f"pyface3d labels build: error: {msg}", file=sys.stderr)
-        return 2
+        from .._cli_errors import fail
+        return fail("labels build", e)
     print(json.dumps(rep, indent=1))
     return 0
 
@@ -96,13 +95,3 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     r.set_defaults(fn=_cmd_fit_map)
     return p
 
-
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="pyface3d")
-    add_parser(ap.add_subparsers(dest="command", required=True))
-    args = ap.parse_args(argv)
-    return args.fn(args)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

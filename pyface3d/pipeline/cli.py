@@ -66,9 +66,8 @@ def _build(args, model_name=None):
 
 
 def _fail(cmd, e) -> int:
-    msg = e.args[0] if isinstance(e, KeyError) and e.args else e
-    print(f"pyface3d {cmd}: error: {msg}", file=sys.stderr)
-    return 2
+    from .._cli_errors import fail
+    return fail(cmd, e)
 
 
 def _cmd_align(args) -> int:

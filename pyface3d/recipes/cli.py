@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-import sys
+
+from .._cli_errors import fail
 
 from .default_model import MIXES, REAL_SOURCES, Recipe
 
@@ -52,9 +53,7 @@ def _cmd(args) -> int:
             print(r.evaluate(mixes, teacher=not args.no_teacher, device=dev,
                              progress=not args.no_progress))
     except (OSError, ValueError, KeyError, RuntimeError) as e:
-        msg = e.args[0] if isinstance(e, KeyError) and e.args else e
-        print(f"pyface3d recipe {args.action}: error: {msg}", file=sys.stderr)
-        return 2
+        return fail(f"recipe {args.action}", e)
     return 0
 
 

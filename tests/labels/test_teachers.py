@@ -139,7 +139,7 @@ def test_run_mb05_picks_largest_confident_face_and_resumes(tmp_path):
 
 
 def test_cli_bad_arguments(capsys, tmp_path):
-    from pyface3d.labels.cli import main
+    from pyface3d.cli import main
     assert main(["labels", "build", "--shared", str(tmp_path / "none")]) == 2
     assert "--shared" in capsys.readouterr().err
     assert main(["labels", "build", "--shared", str(tmp_path), "--sources", "foo"]) == 2
