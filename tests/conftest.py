@@ -32,3 +32,11 @@ def device(request):
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)
+
+
+@pytest.fixture(scope="session")
+def toy_mm():
+    """A small synthetic MorphableModel (tests/train/toy_model.py), built once per session."""
+    from tests.train.toy_model import toy_morphable
+
+    return toy_morphable()

@@ -8,13 +8,6 @@ from pyface3d.deploy import calibrate_batchnorm
 
 
 @pytest.fixture(scope="session")
-def toy_mm():
-    from tests.train.toy_model import toy_morphable
-
-    return toy_morphable()
-
-
-@pytest.fixture(scope="session")
 def toy_mm_path(toy_mm, tmp_path_factory):
     p = tmp_path_factory.mktemp("mm") / "toy.npz"
     toy_mm.save(p)

@@ -4,7 +4,6 @@ import pytest
 from pyface3d.pipeline.backends import Backend
 from pyface3d.pipeline.reconstructor import FaceReconstructor, MorphableHead
 from tests.conftest import shared_dir
-from tests.train.toy_model import toy_morphable
 
 
 class ConstBackend(Backend):
@@ -23,11 +22,6 @@ class ConstBackend(Backend):
         if self.value is not None:
             out[:] = self.value
         return out
-
-
-@pytest.fixture(scope="session")
-def toy_mm():
-    return toy_morphable()
 
 
 @pytest.fixture
