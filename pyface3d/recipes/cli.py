@@ -41,13 +41,17 @@ def _cmd(args) -> int:
             res = r.train(args.mix, device=args.device, progress=not args.no_progress,
                           epochs=args.epochs, max_steps=args.max_steps,
                           synth_limit=args.synth_limit, batch_size=args.batch_size,
-                          workers=args.workers)
+                          workers=args.workers, total_steps=args.steps,
+                          val_every_steps=args.val_every, init=args.init, run=args.run,
+                          lr=args.lr)
             print(json.dumps(res, indent=1, default=str))
         elif args.action == "ship":
-            print(json.dumps(r.ship(args.mix, args.which), indent=1))
+            print(json.dumps(r.ship(args.run or args.mix, args.which), indent=1))
         else:
             import torch
-            mixes = _csv(args.mixes, MIXES, "mixes")
+            mixes = [m.strip() for m in args.mixes.split(",") if m.strip()]
+            for m in mixes:
+                r.run_dir(m)  # a valid run name
             dev = args.device if args.device != "auto" else (
                 "cuda" if torch.cuda.is_available() else "cpu")
             print(r.evaluate(mixes, teacher=not args.no_teacher, device=dev,
@@ -74,13 +78,25 @@ def add_parser(sub) -> None:
     q.add_argument("--mix", default="RA+S", help=f"train / ship: one of {','.join(MIXES)}")
     q.add_argument("--epochs", type=int, default=30, help="train: epochs")
     q.add_argument("--batch-size", type=int, default=64, help="train: batch size")
+    q.add_argument("--steps", type=int, default=0,
+                   help="train: length of the run and its cosine schedule in optimizer steps "
+                   "(0: --epochs); trains mixes of different sizes on one budget")
+    q.add_argument("--val-every", type=int, default=0,
+                   help="train: validate on 300W dev (and keep best.pt) every N steps "
+                   "(0: after each epoch)")
+    q.add_argument("--lr", type=float, default=2e-3, help="train: peak learning rate")
+    q.add_argument("--init", default=None,
+                   help="train: start from these weights (a run's name or a checkpoint file)")
+    q.add_argument("--run", default=None,
+                   help="train / ship: run folder name under runs/ (default: the mix's name)")
     q.add_argument("--max-steps", type=int, default=0,
                    help="train: stop after this many steps in total (0: no limit); rerun resumes")
     q.add_argument("--synth-limit", type=int, default=None,
                    help="train: use the first N synthetic faces")
     q.add_argument("--which", default="best", choices=["best", "final"],
                    help="ship: the run's best.pt (300W dev) or its final model.pt")
-    q.add_argument("--mixes", default=",".join(MIXES), help="eval: mixes to compare")
+    q.add_argument("--mixes", default=",".join(MIXES),
+                   help="eval: runs to compare (mixes' or --run names)")
     q.add_argument("--no-teacher", action="store_true", help="eval: skip the teacher row")
     q.add_argument("--device", default="auto", help="train: auto|cpu|cuda; eval: cpu|cuda")
     q.add_argument("--no-progress", action="store_true")

@@ -69,8 +69,11 @@ class Recipe:
     def synth_dir(self) -> pathlib.Path:
         return self.cache / "synth"
 
-    def run_dir(self, mix: str) -> pathlib.Path:
-        return self.cache / "runs" / mix.replace("+", "_")
+    def run_dir(self, run: str) -> pathlib.Path:
+        """A run's folder: ``runs/<run>`` (a mix's name, '+' written '_', by default)."""
+        if not run or not all(c.isalnum() or c in "+-_." for c in run) or run[0] == ".":
+            raise ValueError(f"run name {run!r}: use letters, digits and + - _ . only")
+        return self.cache / "runs" / run.replace("+", "_")
 
     def images_root(self, source: str) -> pathlib.Path:
         if source not in REAL_SOURCES:
@@ -148,9 +151,15 @@ class Recipe:
 
     def config(self, mix: str, epochs: int = 30, batch_size: int = 64, lr: float = 2e-3,
                workers: int = 2, synth_limit: Optional[int] = None, model: str = "shufflenet3d",
-               checkpoint_every_steps: int = 200, max_steps: int = 0) -> Dict[str, Any]:
+               checkpoint_every_steps: int = 200, max_steps: int = 0, total_steps: int = 0,
+               val_every_steps: int = 0, init: Optional[str] = None,
+               run: Optional[str] = None) -> Dict[str, Any]:
         """The training config (a dict of :class:`pyface3d.train.TrainConfig` fields) of a
-        mix. Validation: the 300W dev faces (hand labels; landmark NME), never aflw-dev."""
+        mix, trained in ``runs/<run>`` (default: the mix's name). ``total_steps`` trains
+        every mix on the same budget of optimizer steps whatever its size (its cosine
+        schedule ends there); ``init`` starts from a run's weights (its name: that run's
+        ``best.pt``, else ``model.pt``) or a checkpoint file. Validation and checkpoint
+        selection: the 300W dev faces (hand labels; landmark NME), never aflw-dev."""
         if mix not in MIXES:
             raise ValueError(f"argument `mix` must be one of {MIXES}, got {mix!r}")
         data: List[Dict[str, Any]] = []
@@ -167,24 +176,42 @@ class Recipe:
                 e["limit"] = int(synth_limit)
             data.append(e)
         dev = self.shared / "data" / "300w" / "dev" / "lfpw_test"
-        return {"out_dir": str(self.run_dir(mix)), "data": data, "model": model,
+        if init is not None and not pathlib.Path(init).is_file():
+            d = self.run_dir(init)
+            w = next((d / f for f in ("best.pt", "model.pt") if (d / f).is_file()), None)
+            if w is None:
+                raise FileNotFoundError(f"--init {init!r}: neither a checkpoint file nor a "
+                                        f"trained run (no best.pt / model.pt in {d})")
+            init = str(w)
+        return {"out_dir": str(self.run_dir(run or mix)), "data": data, "model": model,
                 "morphable": "ict", "loss": "l2", "loss_kwargs": {"lambda2": 0.7},
                 "epochs": epochs, "batch_size": batch_size, "lr": lr, "workers": workers,
                 "seed": 0, "checkpoint_every_steps": checkpoint_every_steps,
-                "max_steps": max_steps,
+                "max_steps": max_steps, "total_steps": total_steps,
+                "val_every_steps": val_every_steps, "init": init,
                 "val": {"type": "images", "root": str(dev)} if dev.is_dir() else None}
 
     def write_config(self, mix: str, **kw) -> pathlib.Path:
         """Write the mix's config as JSON into its run folder (what ``pyface3d train 3d
         --config`` reads) and return its path."""
         cfg = self.config(mix, **kw)
-        d = self.run_dir(mix)
+        d = pathlib.Path(cfg["out_dir"])
         d.mkdir(parents=True, exist_ok=True)
+        (d / "recipe.json").write_text(json.dumps({"mix": mix}))
         path = d / "config.json"
         tmp = path.with_suffix(".json.tmp")
         tmp.write_text(json.dumps(cfg, indent=1))
         os.replace(tmp, path)
         return path
+
+    def run_mix(self, run: str) -> str:
+        """The mix a run was trained on (``runs/<run>/recipe.json``; a mix's own name)."""
+        f = self.run_dir(run) / "recipe.json"
+        if f.is_file():
+            return json.loads(f.read_text())["mix"]
+        if run in MIXES:
+            return run
+        raise FileNotFoundError(f"run {run!r}: no {f}")
 
     def train(self, mix: str, device: str = "auto", progress: bool = True, **kw):
         """Train (or resume) a mix."""
@@ -194,8 +221,8 @@ class Recipe:
                      progress=progress)
 
     # ------------------------------------------------------------------ shipping
-    def ship(self, mix: str, which: str = "best", package_dir=None) -> Dict[str, Any]:
-        """Copy a trained mix into the package as the default weights: the run's
+    def ship(self, run: str, which: str = "best", package_dir=None) -> Dict[str, Any]:
+        """Copy a trained run (a mix's name or a ``--run`` name) into the package as the default weights: the run's
         ``best.pt`` (selected on 300W dev) or ``model.pt`` (``which="final"``), weights
         converted to float16, written to ``pyface3d/assets/pyface3d_default.pt`` with the
         morphable model's sha256 (it must be the shipped model's), the training config and
@@ -209,10 +236,11 @@ class Recipe:
 
         if which not in ("best", "final"):
             raise ValueError(f"argument `which` must be 'best' or 'final', got {which!r}")
-        src = self.run_dir(mix) / ("best.pt" if which == "best" else "model.pt")
+        src = self.run_dir(run) / ("best.pt" if which == "best" else "model.pt")
         if not src.is_file():
-            raise FileNotFoundError(f"{src} does not exist: train the mix first "
-                                    f"(`pyface3d recipe train --mix {mix}`)")
+            raise FileNotFoundError(f"{src} does not exist: train it first "
+                                    f"(`pyface3d recipe train --mix MIX --run {run}`)")
+        mix = self.run_mix(run)
         ck = load_checkpoint(src)
         mm = resolve("ict")
         if ck["morphable_sha256"] != mm.sha256():
@@ -223,7 +251,7 @@ class Recipe:
                                   "morphable_sha256")}
         out["model"] = {k: (v.half() if v.is_floating_point() else v)
                         for k, v in ck["model"].items()}
-        out["recipe"] = {"mix": mix, "checkpoint": which, "config": ck.get("config"),
+        out["recipe"] = {"mix": mix, "run": run, "checkpoint": which, "config": ck.get("config"),
                          "val_nme_300w_dev": ck.get("val_nme"), "step": ck.get("step")}
         cmp = self.cache / "eval" / "comparison.md"
         if cmp.is_file():
@@ -244,8 +272,8 @@ class Recipe:
     # ------------------------------------------------------------------ evaluation
     def evaluate(self, mixes: Sequence[str] = MIXES, teacher: bool = True, device="cpu",
                  progress: bool = True) -> str:
-        """aflw-dev NME per yaw bucket of every trained mix (its ``model.pt``, else its
-        ``best.pt``) and of the 3DDFA_V2 mb05 teacher, measured the same way; writes
+        """aflw-dev NME per yaw bucket of every trained run named in ``mixes`` (mixes' or
+        ``--run`` names; the run's ``model.pt``, else its ``best.pt``) and of the 3DDFA_V2 mb05 teacher, measured the same way; writes
         ``<cache>/eval/comparison.md`` and returns the table."""
         from ..eval import evaluate_aflw
 
@@ -260,7 +288,8 @@ class Recipe:
                 continue
             res = evaluate_aflw(str(root), weights=str(w), out=str(self.cache / "eval" / mix),
                                 device=device, progress=progress)
-            rows.append((f"pyface3d {mix} ({w.name})", res))
+            label = mix if mix in MIXES else f"{self.run_mix(mix)}, run {mix}"
+            rows.append((f"pyface3d {label} ({w.name})", res))
         if teacher:
             t = self.shared / "assets" / "teachers" / "3ddfa_v2_mb05"
             res = evaluate_aflw(str(root), teacher=str(t), out=str(self.cache / "eval" / "teacher"),

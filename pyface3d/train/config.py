@@ -44,6 +44,14 @@ class TrainConfig:
     log_every: int = 20
     checkpoint_every_steps: int = 0  # 0: at the end of each epoch only
     max_steps: int = 0  # stop after this many steps (0: no limit); the schedule is unchanged
+    # length of the run (and of its cosine schedule) in optimizer steps instead of epochs
+    # (0: epochs x steps per epoch); for mixes of very different sizes trained on one budget
+    total_steps: int = 0
+    warmup_steps: int = 0  # 0: warmup_epochs x steps per epoch (capped at a tenth of the run)
+    val_every_steps: int = 0  # also validate (and keep best.pt) every N steps; 0: per epoch
+    # start from these weights (a checkpoint from `pyface3d train` or the shipped default):
+    # model weights only, with a fresh optimizer and schedule (fine-tuning / warm restart)
+    init: Optional[str] = None
     # a data table like those of `data` (samples with 68 landmarks or params): the landmark
     # NME is logged after every epoch and the best weights kept as best.pt. Never point it
     # at a test set you report on.
@@ -70,6 +78,10 @@ class TrainConfig:
         for name in ("epochs", "batch_size"):
             if getattr(cfg, name) < 1:
                 raise ValueError(f"training config: `{name}` must be >= 1, got "
+                                 f"{getattr(cfg, name)}")
+        for name in ("total_steps", "warmup_steps", "val_every_steps", "max_steps"):
+            if getattr(cfg, name) < 0:
+                raise ValueError(f"training config: `{name}` must be >= 0, got "
                                  f"{getattr(cfg, name)}")
         if not cfg.lr > 0:
             raise ValueError(f"training config: `lr` must be > 0, got {cfg.lr}")

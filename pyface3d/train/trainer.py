@@ -175,12 +175,31 @@ def train(cfg: TrainConfig, device: str = "auto", progress: bool = True) -> Dict
         opt = torch.optim.SGD(net.parameters(), lr=cfg.lr, momentum=0.9, nesterov=True,
                               weight_decay=cfg.weight_decay)
     steps_per_epoch = len(sampler) // cfg.batch_size
-    total = cfg.epochs * steps_per_epoch
+    if steps_per_epoch < 1:
+        raise ValueError(f"the training data has {len(sampler)} samples per rank, fewer than "
+                         f"one batch (batch_size={cfg.batch_size})")
+    if cfg.total_steps:
+        total = int(cfg.total_steps)
+        n_epochs = -(-total // steps_per_epoch)
+    else:
+        total = cfg.epochs * steps_per_epoch
+        n_epochs = cfg.epochs
     # max_steps stops early without changing the schedule, so a short run is an exact
     # prefix of a longer one
     stop_at = min(total, cfg.max_steps) if cfg.max_steps else total
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, _lr_lambda(int(cfg.warmup_epochs * steps_per_epoch), total))
+    warmup = int(cfg.warmup_steps) if cfg.warmup_steps else \
+        min(int(cfg.warmup_epochs * steps_per_epoch), total // 10 if cfg.total_steps else total)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(warmup, total))
+    if cfg.init:
+        init = load_checkpoint(pathlib.Path(cfg.init))
+        if init.get("morphable_sha256") not in (None, mm.sha256()):
+            raise ValueError(f"config `init`: {cfg.init} was trained with morphable model "
+                             f"{init['morphable_sha256'][:12]}, not {mm.sha256()[:12]}")
+        if init.get("model_name") not in (None, cfg.model):
+            raise ValueError(f"config `init`: {cfg.init} holds a {init['model_name']!r} "
+                             f"network, the config trains {cfg.model!r}")
+        _unwrap(net).load_state_dict({k: v.float() if v.is_floating_point() else v
+                                      for k, v in init["model"].items()})
     amp = cfg.amp and use_cuda
     scaler = torch.amp.GradScaler("cuda", enabled=amp)
     p_mean = mm.param_mean.to(info.device)
@@ -225,12 +244,35 @@ def train(cfg: TrainConfig, device: str = "auto", progress: bool = True) -> Dict
     last_loss = float("nan")
     last_val = float("nan")
     best_val = float("inf")
+    if ckpt_path.exists() and (out / "best.pt").exists():  # resuming: keep the best so far
+        best_val = float(load_checkpoint(out / "best.pt").get("val_nme", float("inf")))
     t_start = time.perf_counter()
     images = 0
     done = step >= stop_at
+    val_step = -1
+
+    def run_val() -> None:
+        nonlocal last_val, best_val, val_step
+        if val_set is None or val_step == step:
+            return
+        val_step = step
+        v = validate(_unwrap(net), mm, val_set, info.device, cfg.batch_size)
+        last_val = v
+        log.write({"epoch": epoch - (1 if epoch_step == 0 else 0), "step": step,
+                   "val_nme": f"{v:.6f}", "time": f"{time.perf_counter() - t_start:.1f}"})
+        if tb:
+            tb.add_scalar("val/nme", v, step)
+        if v < best_val:
+            best_val = v
+            save_checkpoint(out / "best.pt", {
+                "version": CHECKPOINT_VERSION, "model": _unwrap(net).state_dict(),
+                "model_name": cfg.model, "model_kwargs": cfg.model_kwargs,
+                "num_params": mm.num_params, "morphable_sha256": mm.sha256(),
+                "config": cfg.to_dict(), "val_nme": v, "step": step})
+
     restore = _catch_stop_signals()
     try:
-        while epoch < cfg.epochs and not done:
+        while epoch < n_epochs and not done:
             sampler.set_epoch(epoch, skip=epoch_step * cfg.batch_size)
             _set_dataset_epoch(dataset, epoch)
             if resumed:  # continue the checkpoint's random stream (dropout, ...) exactly
@@ -243,7 +285,7 @@ def train(cfg: TrainConfig, device: str = "auto", progress: bool = True) -> Dict
                 from tqdm import tqdm
 
                 it = tqdm(loader, total=steps_per_epoch, initial=epoch_step,
-                          desc=f"epoch {epoch + 1}/{cfg.epochs}", dynamic_ncols=True)
+                          desc=f"epoch {epoch + 1}/{n_epochs}", dynamic_ncols=True)
             t0 = time.perf_counter()
             for batch in it:
                 img = batch["image"].to(info.device, non_blocking=True)
@@ -276,6 +318,8 @@ def train(cfg: TrainConfig, device: str = "auto", progress: bool = True) -> Dict
                             tb.add_scalar("train/loss", last_loss, step)
                             tb.add_scalar("train/lr", sched.get_last_lr()[0], step)
                         images, t0 = 0, time.perf_counter()
+                    if cfg.val_every_steps and step % cfg.val_every_steps == 0:
+                        run_val()
                     if cfg.checkpoint_every_steps and step % cfg.checkpoint_every_steps == 0:
                         save_checkpoint(ckpt_path, state())
                 if step >= stop_at:
@@ -285,20 +329,8 @@ def train(cfg: TrainConfig, device: str = "auto", progress: bool = True) -> Dict
                 epoch += 1
                 epoch_step = 0
             if info.is_main:
-                if val_set is not None and epoch_step == 0:
-                    v = validate(_unwrap(net), mm, val_set, info.device, cfg.batch_size)
-                    last_val = v
-                    log.write({"epoch": epoch - 1, "step": step, "val_nme": f"{v:.6f}",
-                               "time": f"{time.perf_counter() - t_start:.1f}"})
-                    if tb:
-                        tb.add_scalar("val/nme", v, step)
-                    if v < best_val:
-                        best_val = v
-                        save_checkpoint(out / "best.pt", {
-                            "version": CHECKPOINT_VERSION, "model": _unwrap(net).state_dict(),
-                            "model_name": cfg.model, "model_kwargs": cfg.model_kwargs,
-                            "num_params": mm.num_params, "morphable_sha256": mm.sha256(),
-                            "config": cfg.to_dict(), "val_nme": v, "step": step})
+                if epoch_step == 0 or (done and step >= total):
+                    run_val()
                 save_checkpoint(ckpt_path, state())
     except KeyboardInterrupt:
         if info.is_main:

@@ -52,6 +52,19 @@ def test_mix_configs(tmp_path):
     assert c["val"] is None
     p = r.write_config("R")
     assert json.loads(p.read_text())["data"][0]["labels"] == str(r.labels_path("300w_train"))
+    # named runs: a step budget, validation between epochs, warm start from another run
+    with pytest.raises(FileNotFoundError, match="--init 'R'"):
+        r.config("RA", init="R")
+    (r.run_dir("R") / "best.pt").write_bytes(b"x")
+    p = r.write_config("RA", run="RA_long", total_steps=500, val_every_steps=50, init="R")
+    c = json.loads(p.read_text())
+    assert p.parent == r.run_dir("RA_long") and c["out_dir"] == str(r.run_dir("RA_long"))
+    assert c["init"] == str(r.run_dir("R") / "best.pt")
+    assert (c["total_steps"], c["val_every_steps"]) == (500, 50)
+    assert r.run_mix("RA_long") == "RA" and r.run_mix("R") == "R"
+    for bad in ("../x", "", ".hidden", "a/b"):
+        with pytest.raises(ValueError, match="run name"):
+            r.run_dir(bad)
 
 
 def test_cli_errors(tmp_path, capsys):
@@ -82,6 +95,7 @@ def test_ship_writes_fp16_weights_the_pipeline_loads(tmp_path, monkeypatch):
     pkg.mkdir()
     (pkg / "SHA256SUMS").write_text("abc  other.bin\n")
     info = r.ship("R", package_dir=pkg)
+    assert torch.load(pkg / "pyface3d_default.pt", weights_only=True)["recipe"]["mix"] == "R"
     sums = (pkg / "SHA256SUMS").read_text().splitlines()
     assert sums == ["abc  other.bin", f"{info['sha256']}  pyface3d_default.pt"]
     saved = torch.load(pkg / "pyface3d_default.pt", weights_only=True)
@@ -96,5 +110,5 @@ def test_ship_writes_fp16_weights_the_pipeline_loads(tmp_path, monkeypatch):
     save_checkpoint(r.run_dir("RA") / "best.pt", ck)
     with pytest.raises(ValueError, match="shipped"):
         r.ship("RA", package_dir=pkg)
-    with pytest.raises(FileNotFoundError, match="train the mix"):
+    with pytest.raises(FileNotFoundError, match="train it first"):
         r.ship("S", package_dir=pkg)

@@ -56,6 +56,9 @@ def test_config_rejects_unknown_and_bad_values(tmp_path):
     assert cfg.epochs == 2 and cfg.data == [{"type": "rendered", "n": 4}]
     with pytest.raises(FileNotFoundError):
         load_config(tmp_path / "missing.toml")
+    for key in ("total_steps", "warmup_steps", "val_every_steps"):
+        with pytest.raises(ValueError, match=key):
+            TrainConfig.from_dict({"out_dir": "x", "data": [{"type": "r"}], key: -1})
 
 
 def test_dataset_registry_errors(toy):
@@ -120,6 +123,41 @@ def test_resume_is_exact(toy, tmp_path):
     b = load_checkpoint(pathlib.Path(resumed["model"]))["model"]
     for k in a:
         assert torch.equal(a[k], b[k]), k
+
+
+def test_step_budget_validation_and_init(toy, tmp_path):
+    """total_steps sets the run's length and its cosine schedule (ending at lr 0) whatever
+    the epoch size; val_every_steps keeps best.pt between epochs; init starts from other
+    weights with a fresh optimizer."""
+    mm, path = toy
+    val = {"type": "rendered", "n": 4, "seed": 9}
+    res = train(_cfg(tmp_path / "a", path, total_steps=5, val_every_steps=2, val=val),
+                device="cpu", progress=False)
+    assert res["steps"] == 5 and res["epochs"] == 2  # 2 steps an epoch: 2 completed
+    rows = (tmp_path / "a" / "train_log.csv").read_text().splitlines()
+    head = rows[0].split(",")
+    recs = [dict(zip(head, r.split(","))) for r in rows[1:]]
+    val_steps = [int(r["step"]) for r in recs if r.get("val_nme")]
+    assert val_steps == [2, 4, 5], val_steps  # every 2 steps, and at the end
+    lrs = [float(r["lr"]) for r in recs if r.get("lr")]
+    assert lrs[-1] == 0.0  # the schedule ends with the budget
+    best = load_checkpoint(tmp_path / "a" / "best.pt")
+    vals = {int(r["step"]): float(r["val_nme"]) for r in recs if r.get("val_nme")}
+    assert best["step"] in vals and abs(best["val_nme"] - min(vals.values())) < 1e-6
+    # init: step 0 of the new run evaluates exactly the given weights
+    res_b = train(_cfg(tmp_path / "b", path, max_steps=1, lr=1e-9, init=res["model"]),
+                  device="cpu", progress=False)
+    a = load_checkpoint(pathlib.Path(res["model"]))["model"]
+    b = load_checkpoint(pathlib.Path(res_b["model"]))["model"]
+    for k in a:
+        if not k.endswith(("running_mean", "running_var", "num_batches_tracked")):
+            assert torch.allclose(a[k], b[k], atol=1e-6), k
+    other = toy_morphable(seed=1)
+    other_path = tmp_path / "other.npz"
+    other.save(other_path)
+    with pytest.raises(ValueError, match="init.*morphable model"):
+        train(_cfg(tmp_path / "c", str(other_path), max_steps=1, init=res["model"]),
+              device="cpu", progress=False)
 
 
 def test_weights_refuse_another_morphable_model(toy, tmp_path):
