@@ -273,8 +273,10 @@ class Recipe:
     def evaluate(self, mixes: Sequence[str] = MIXES, teacher: bool = True, device="cpu",
                  progress: bool = True) -> str:
         """aflw-dev NME per yaw bucket of every trained run named in ``mixes`` (mixes' or
-        ``--run`` names; the run's ``model.pt``, else its ``best.pt``) and of the 3DDFA_V2 mb05 teacher, measured the same way; writes
-        ``<cache>/eval/comparison.md`` and returns the table."""
+        ``--run`` names; the run's ``best.pt`` -- what ``ship`` ships, selected on 300W dev --
+        else its ``model.pt``) and of the 3DDFA_V2 mb05 teacher, measured the same way; writes
+        ``<cache>/eval/comparison.md`` and a CED plot of every row
+        (``comparison_ced.png``) and returns the table."""
         from ..eval import evaluate_aflw
 
         root = self.shared / "data" / "aflw-dev"
@@ -283,7 +285,7 @@ class Recipe:
         rows = []
         for mix in mixes:
             d = self.run_dir(mix)
-            w = next((d / f for f in ("model.pt", "best.pt") if (d / f).is_file()), None)
+            w = next((d / f for f in ("best.pt", "model.pt") if (d / f).is_file()), None)
             if w is None:
                 continue
             res = evaluate_aflw(str(root), weights=str(w), out=str(self.cache / "eval" / mix),
@@ -303,5 +305,12 @@ class Recipe:
         table = "\n".join(lines) + "\n"
         (self.cache / "eval").mkdir(parents=True, exist_ok=True)
         (self.cache / "eval" / "comparison.md").write_text(table)
+        if rows:
+            from ..metrics import plot_ced
+
+            plot_ced({name: res.errors for name, res in rows},
+                     str(self.cache / "eval" / "comparison_ced.png"), max_error=0.1,
+                     title="aflw-dev (21 points, visible-box normalisation)",
+                     thresholds=(0.07,))
         return table
 

@@ -112,3 +112,42 @@ def test_ship_writes_fp16_weights_the_pipeline_loads(tmp_path, monkeypatch):
         r.ship("RA", package_dir=pkg)
     with pytest.raises(FileNotFoundError, match="train it first"):
         r.ship("S", package_dir=pkg)
+
+
+def test_eval_compares_runs_and_plots(tmp_path):
+    """`recipe eval`: one row per run (its best.pt preferred), the table and a CED plot."""
+    import numpy as np
+    from pyface3d import models
+    from pyface3d.morphable import resolve
+    from pyface3d.train.trainer import CHECKPOINT_VERSION, save_checkpoint
+    mm = resolve("ict")
+    r = Recipe(cache=tmp_path / "c", shared=tmp_path / "s")
+    root = tmp_path / "s" / "data" / "aflw-dev"
+    (root / "images").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    names, pts = [], []
+    for i, yaw in enumerate([10.0, 45.0, 80.0]):
+        import cv2
+        cv2.imwrite(str(root / "images" / f"i{i}.png"), rng.integers(0, 255, (120, 120, 3),
+                                                                     np.uint8))
+        names.append(f"i{i}.png")
+        pts.append(rng.uniform(30, 90, (2, 21)))
+    np.savez(root / "labels.npz", names=np.array(names), pts21=np.array(pts),
+             yaw=np.array([10.0, 45.0, 80.0]), roi_box=np.tile([0, 0, 120, 120], (3, 1)),
+             source_index=np.arange(3))
+    for run, seed in (("R", 0), ("RA_x", 1)):
+        net = models.create("mobilenet_v1_x0.5", num_params=mm.num_params, seed=seed)
+        r.run_dir(run).mkdir(parents=True)
+        save_checkpoint(r.run_dir(run) / "best.pt", {
+            "version": CHECKPOINT_VERSION, "model": net.state_dict(),
+            "model_name": "mobilenet_v1_x0.5", "num_params": mm.num_params,
+            "model_kwargs": {}, "morphable_sha256": mm.sha256()})
+    (r.run_dir("RA_x") / "recipe.json").write_text(json.dumps({"mix": "RA"}))
+    table = r.evaluate(["R", "RA_x", "S"], teacher=False, progress=False)
+    rows = table.strip().splitlines()
+    assert len(rows) == 4  # header, rule, two trained runs (S has none)
+    assert rows[2].startswith("| pyface3d R (best.pt) |")
+    assert rows[3].startswith("| pyface3d RA, run RA_x (best.pt) |")
+    assert all(len(row.split("|")) == 7 for row in rows[2:])
+    assert (r.cache / "eval" / "comparison.md").read_text() == table
+    assert (r.cache / "eval" / "comparison_ced.png").stat().st_size > 1000
