@@ -1,6 +1,6 @@
 """``pyface3d export onnx|tensorrt``: register with :func:`add_parser` (see docs/deploy.md).
 
-    pyface3d export onnx --weights model.pt --out net.onnx [--head landmarks] [--opset 17]
+    pyface3d export onnx [--weights model.pt] --out net.onnx [--head landmarks] [--opset 17]
                          [--fp16] [--verify]
     pyface3d export onnx --model shufflenet3d --out net.onnx      # random weights: latency only
     pyface3d export tensorrt --onnx net.onnx --out net.engine [--fp16] [--int8 --calib DIR]
@@ -29,6 +29,14 @@ def _cmd_onnx(args) -> int:
         return _err(args, f"argument --weights: {args.weights} is not a file (the model.pt "
                           f"written by `pyface3d train`)")
     src = args.weights if args.weights is not None else args.model
+    if src is None:  # neither: the default weights that ship in the package
+        from ..pipeline.reconstructor import default_weights_path
+
+        src = default_weights_path()
+        if src is None:
+            return _err(args, "no default weights are installed "
+                              "(pyface3d/assets/pyface3d_default.pt): pass --weights model.pt "
+                              "or --model NAME")
     if args.model is not None:
         from .. import models
 
@@ -129,8 +137,9 @@ def add_parser(subparsers):
                               "vertex head) or build a TensorRT engine")
     sub = p.add_subparsers(dest="target", required=True)
     o = sub.add_parser("onnx", help="network + reconstruction head -> .onnx")
-    g = o.add_mutually_exclusive_group(required=True)
-    g.add_argument("--weights", default=None, help="model.pt written by `pyface3d train`")
+    g = o.add_mutually_exclusive_group()
+    g.add_argument("--weights", default=None, help="model.pt written by `pyface3d train` "
+                   "(default: the shipped default model)")
     g.add_argument("--model", default=None, help="registry model name: RANDOM weights, "
                    "useful for latency measurements only")
     o.add_argument("--out", required=True, help="output .onnx file")

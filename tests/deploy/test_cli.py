@@ -62,11 +62,16 @@ def test_export_onnx_errors(tmp_path, toy_mm_path, capsys, argv, msg):
     assert not (tmp_path / "x.onnx").exists()
 
 
+def test_export_onnx_without_default_weights(tmp_path, monkeypatch, capsys):
+    from pyface3d.pipeline import reconstructor
+    monkeypatch.setattr(reconstructor, "default_weights_path", lambda: None)
+    assert run(["export", "onnx", "--out", str(tmp_path / "x.onnx")]) == 2
+    assert "no default weights" in capsys.readouterr().err
+
+
 def test_export_onnx_argparse_errors(tmp_path):
     with pytest.raises(SystemExit):   # --weights and --model together
         run(["export", "onnx", "--weights", "a.pt", "--model", "shufflenet3d", "--out", "x.onnx"])
-    with pytest.raises(SystemExit):   # neither
-        run(["export", "onnx", "--out", "x.onnx"])
     with pytest.raises(SystemExit):   # no target
         run(["export"])
 
