@@ -1,6 +1,6 @@
 # pyface3d: `make test` and `make demo` are all a fresh machine needs.
 #   make test       create .venv, install pinned deps, build pyface3d._C, run C++ (ctest) and Python tests
-#   make demo       build, then render heatmaps, depth and PNCC to demo_out/
+#   make demo       build, then run the pipeline (shipped weights) on a public-domain image and a clip -> demo_out/
 #   make test-slow  the slow tests too
 #   make bench      kernel benchmarks (each op beside its baseline); results in bench/README.md
 #   make build      (re)build the extension in place

@@ -15,7 +15,7 @@ ICT_SHA256 = "39d00ad09c42ceeb0fe1f339225fbce781b2c9a1f02f7bf0be4bd68876f98977"
 def test_checksums_and_licences():
     lines = (ASSETS / "SHA256SUMS").read_text().split("\n")
     listed = dict(reversed(line.split()) for line in lines if line.strip())
-    assert set(listed) == {"ict_face_40_10.npz", "yunet_n_320_320.onnx"}
+    assert set(listed) == {"ict_face_40_10.npz", "yunet_n_320_320.onnx", "pyface3d_default.pt"}
     for name, digest in listed.items():
         assert hashlib.sha256((ASSETS / name).read_bytes()).hexdigest() == digest, name
     assert "MIT" in (ASSETS / "LICENSE-ICT-FaceKit.txt").read_text()
