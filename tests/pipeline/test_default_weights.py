@@ -87,3 +87,22 @@ def test_export_defaults_to_the_shipped_weights(tmp_path):
     info = json.loads((tmp_path / "e.json").read_text())
     assert info["trained"] is True and out.is_file()
     assert info["verify"]["landmarks"]["max_abs_diff"] < 1e-2  # ONNX Runtime vs torch (px)
+
+
+def test_make_demo_writes_everything_with_the_shipped_weights(tmp_path, monkeypatch, capsys):
+    """What `make demo` runs (`pyface3d demo`), on a setup with nothing beside the repo."""
+    monkeypatch.setenv("PYFACE3D_SHARED", str(tmp_path / "no-shared"))
+    monkeypatch.setenv("PYFACE3D_CACHE", str(tmp_path / "cache"))
+    from pyface3d.demo_pipeline import run_pipeline_demo
+
+    out = tmp_path / "demo_out"
+    t = run_pipeline_demo(str(out), frames=6)
+    for f in ("astronaut_landmarks.png", "astronaut_depth.png", "astronaut_pncc.png",
+              "astronaut_mesh.png", "astronaut.obj", "astronaut.ply", "astronaut.json",
+              "astronaut_clip.mp4"):
+        assert (out / f).stat().st_size > 100, f
+    d = json.loads((out / "astronaut.json").read_text())
+    assert len(d["faces"]) == 1 and len(d["faces"][0]["landmarks"]) == 68
+    assert (out / "astronaut.obj").read_text().count("\nf ") > 10000  # the dense mesh
+    printed = capsys.readouterr().out
+    assert "network" in printed and "fps end to end" in printed and t["clip_fps"] > 0
