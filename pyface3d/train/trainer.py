@@ -190,7 +190,8 @@ def train(cfg: TrainConfig, device: str = "auto", progress: bool = True) -> Dict
     warmup = int(cfg.warmup_steps) if cfg.warmup_steps else \
         min(int(cfg.warmup_epochs * steps_per_epoch), total // 10 if cfg.total_steps else total)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(warmup, total))
-    if cfg.init:
+    ckpt_path = out / "last.pt"
+    if cfg.init and not ckpt_path.exists():  # a resumed run restores its own weights below
         init = load_checkpoint(pathlib.Path(cfg.init))
         if init.get("morphable_sha256") not in (None, mm.sha256()):
             raise ValueError(f"config `init`: {cfg.init} was trained with morphable model "
@@ -207,7 +208,6 @@ def train(cfg: TrainConfig, device: str = "auto", progress: bool = True) -> Dict
 
     epoch, epoch_step, step = 0, 0, 0
     resumed = False
-    ckpt_path = out / "last.pt"
     if ckpt_path.exists():
         ck = load_checkpoint(ckpt_path)
         if ck["morphable_sha256"] != mm.sha256():
